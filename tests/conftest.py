@@ -1,0 +1,25 @@
+"""Shared fixtures. Tests that read the real OPGs in ../shared skip when the folder is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_OPG = REPO.parent / "shared" / "data" / "opg-dev"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def opg_dev() -> Path:
+    """../shared/data/opg-dev (51 real OPGs, 21 annotated): licence-restricted, read-only."""
+    if not (SHARED_OPG / "images").is_dir():
+        pytest.skip("../shared/data/opg-dev is absent (fresh clone): real-OPG test skipped")
+    return SHARED_OPG
