@@ -1,0 +1,34 @@
+# dentsynth: `make demo` runs the whole pipeline on the built-in demo archive; `make test` runs the tests.
+# Both create .venv and install everything on a fresh machine first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test bench clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: install
+	dvc repro
+
+test: install
+	pytest
+
+bench: install
+	python -m bench.run
+
+clean-demo:
+	rm -rf data/demo_raw data/ingested data/audit data/crops data/variants data/split data/synthetic data/eval data/release

@@ -1,0 +1,78 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from pipeline import config
+
+
+@dataclass(frozen=True)
+class Inner:
+    a: int = 1
+    b: float = 0.5
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    inner: Inner = field(default_factory=Inner)
+    sizes: list[int] = field(default_factory=list)
+    mode: str | None = None
+
+
+def test_build_fills_nested_and_defaults():
+    cfg = config.build(Outer, {"name": "x", "inner": {"a": 3}, "sizes": [1, 2]})
+    assert cfg == Outer(name="x", inner=Inner(a=3, b=0.5), sizes=[1, 2])
+    assert isinstance(cfg.inner.b, float)
+
+
+def test_unknown_key_is_an_error_naming_the_key():
+    with pytest.raises(config.ConfigError, match="lr_typo"):
+        config.build(Outer, {"name": "x", "lr_typo": 1})
+
+
+def test_missing_required_and_wrong_types():
+    with pytest.raises(config.ConfigError, match="name: missing"):
+        config.build(Outer, {})
+    with pytest.raises(config.ConfigError, match="inner.a"):
+        config.build(Outer, {"name": "x", "inner": {"a": "three"}})
+    with pytest.raises(config.ConfigError):
+        config.build(Outer, {"name": "x", "inner": {"a": True}})  # bool is not an int here
+
+
+def test_variants_and_stage_config(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text(
+        "seed: 7\n"
+        "variants:\n  v1: {source: full, aspect: '16:9', mode: letterbox, height: 72, width: 128}\n"
+        "  bad: {source: full, aspect: '4:3', mode: letterbox, height: 1, width: 1}\n"
+        "ingest: {raw_dir: x}\n"
+    )
+    params = config.load_params(p)
+    assert config.seed(params) == 7
+    with pytest.raises(config.ConfigError, match="4:3"):
+        config.variants(params)
+    del params["variants"]["bad"]
+    v = config.variant("v1", params)
+    assert (v.height, v.width, v.aspect) == (72, 128, "16:9")
+    with pytest.raises(config.ConfigError, match="unknown variant"):
+        config.variant("nope", params)
+    from pipeline.ingest import IngestConfig
+
+    assert config.stage_config("ingest", IngestConfig, params).raw_dir == "x"
+    with pytest.raises(config.ConfigError, match="no 'audit' section"):
+        config.stage_config("audit", IngestConfig, params)
+
+
+def test_repo_params_build_for_every_variant(repo_root):
+    params = config.load_params(repo_root / "params.yaml")
+    assert isinstance(config.seed(params), int)
+    assert config.variants(params), "params.yaml defines no variants"
+
+
+def test_workers_env(monkeypatch):
+    monkeypatch.setenv("DENTSYNTH_WORKERS", "3")
+    assert config.workers() == 3
+    assert config.workers(2) == 2
+    monkeypatch.setenv("DENTSYNTH_WORKERS", "x")
+    with pytest.raises(config.ConfigError):
+        config.workers()
