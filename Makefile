@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-*
