@@ -211,7 +211,12 @@ def _voi(values: np.ndarray, ds, lo: float, hi: float) -> np.ndarray | None:
             n_entries = desc[0] or 65536
             first = desc[1]
             lut_bits = desc[2]
-            lut = np.asarray(item.LUTData, dtype=np.float32).ravel()
+            raw = item.LUTData
+            if isinstance(raw, (bytes, bytearray)):  # OW: 16-bit words (8-bit tables stored one per byte)
+                lut = np.frombuffer(raw, "<u2" if len(raw) >= 2 * n_entries else "u1")
+            else:
+                lut = np.asarray(raw).ravel()
+            lut = lut.astype(np.float32)
             if lut.size < n_entries:
                 raise ValueError("short LUT")
             lut = lut[:n_entries]

@@ -61,7 +61,7 @@ def dvc(project: Path, *args: str, timeout: int = 900) -> str:
 
 def changed_stages(project: Path, *targets: str) -> set[str]:
     """Stages `dvc status` reports as changed (their deps, params or outs differ from dvc.lock)."""
-    out = dvc(project, "status", "--json", *targets)
+    out = dvc(project, "status", "--json", *(("--with-deps", *targets) if targets else ()))
     return set(json.loads(out[out.index("{"):]) if "{" in out else {})
 
 

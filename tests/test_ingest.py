@@ -81,3 +81,57 @@ def test_real_opgs_all_ingest_ok(opg_dev, tmp_path):
     assert not bad, bad
     for r in rows:  # geometry kept: ingested = raw pixel frame
         assert int(r["width"]) > 2000 and int(r["height"]) > 1200
+
+
+@pytest.fixture(scope="module")
+def demo_ingested(tmp_path_factory):
+    from pipeline import phantoms
+
+    root = tmp_path_factory.mktemp("demo")
+    cfg = phantoms.PhantomsConfig(n_clean=14, n_per_defect=2, width=384, height=192)
+    raw = phantoms.build_archive(root / "raw", cfg, seed=11, progress=False)
+    rows = ingest.run_ingest(IngestConfig(raw_dir=str(raw), patient_salt="test-salt"), root / "ingested",
+                             workers=2, progress=False)
+    return raw, root / "ingested", rows
+
+
+def test_demo_archive_statuses_match_ground_truth(demo_ingested):
+    import csv
+
+    raw, out, rows = demo_ingested
+    n_files = sum(1 for p in raw.rglob("*") if p.is_file())
+    assert len(rows) == n_files
+    by = {r["source_path"]: r for r in rows}
+    with open(raw / "ground_truth.csv", newline="") as f:
+        gt = list(csv.DictReader(f))
+    for g in gt:
+        assert by[g["file"]]["status"] == g["expected_status"], (g["file"], by[g["file"]]["reason"])
+    assert by["ground_truth.csv"]["status"] == "rejected"  # a file like any other: accounted for
+    # exact duplicates share the id of their source
+    for g in gt:
+        if g["defect"] == "exact_duplicate":
+            assert by[g["file"]]["image_id"] == by[g["source"]]["image_id"]
+    # DICOM patients are pseudonymous keys: two studies of one patient share one
+    keys = {}
+    for g in gt:
+        r = by[g["file"]]
+        if r["format"] == "dicom" and r["status"] == "ok" and not g["defect"]:
+            keys.setdefault(g["patient"], set()).add(r["patient_key"])
+    assert keys and all(len(k) == 1 and "" not in k for k in keys.values())
+    assert len({next(iter(k)) for k in keys.values()}) == len(keys)
+
+
+def test_no_identifying_value_reaches_any_output(demo_ingested, capsys):
+    from pipeline import phantoms
+
+    raw, out, rows = demo_ingested
+    markers = [m.encode() for m in phantoms.marker_strings(11)]
+    assert any(m in p.read_bytes() for p in raw.rglob("*.dcm") for m in markers), "markers were planted"
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for p in files:  # every byte of every output: manifest and every PNG (no text chunks)
+        data = p.read_bytes().lower()
+        for m in markers:
+            assert m.lower() not in data, f"{m!r} leaked into {p}"
+    summary = ingest.summarise(rows)
+    assert not any(m.decode() in summary for m in markers)
