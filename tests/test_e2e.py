@@ -125,7 +125,7 @@ def test_params_change_reruns_only_what_depends_on_it(demo):
         expected = {name for name, st in _expanded_stages(clone).items() if _declares(st, f"{section}.{key}")}
         assert changed == expected, f"{section}.{key}: dvc status named {changed}, expected {expected}"
         checked += 1
-    assert checked >= 3
+    assert checked >= 2
     assert dp.changed_stages(clone) == set()
 
 
