@@ -114,6 +114,112 @@ def test_rotation_is_visible_in_the_structure():
     assert not np.allclose(rows, flipped, atol=0.01)
 
 
+def _decoded(path):
+    return decode_file(path, "s").pixels.astype(np.float32) / 65535
+
+
+def test_decoding_each_clean_file_gives_back_its_phantom(archive):
+    """Modality LUT, VOI LUT or window, MONOCHROME1 inversion and junk-bit masking undo what was stored."""
+    for r in _gt(archive):
+        if r["defect"]:
+            continue
+        i = int(r["file"].rsplit("opg_", 1)[1][:4])
+        want, box = phantoms.render_opg(np.random.default_rng([5, i]), SMALL.height, SMALL.width)
+        assert [int(r[k]) for k in ("teeth_x0", "teeth_y0", "teeth_x1", "teeth_y1")] == list(box)
+        got = _decoded(archive / r["file"])
+        assert got.shape == want.shape, r["file"]
+        err = np.abs(got - want)
+        if r["format"].startswith("jpeg"):
+            assert err.mean() < 0.01, (r["file"], err.mean())
+        elif r["format"] in ("png8", "tiff8", "png_rgb", "tiff_rgb", "dicom_8bit"):
+            assert err.max() <= 0.5 / 255 + 1e-4, (r["file"], err.max())  # 8-bit rounding only
+        else:  # 12 or 16 bits (12 through a gamma VOI LUT: coarser in the dark)
+            assert err.max() < 2.5e-3, (r["file"], err.max())
+
+
+def test_defects_look_like_their_names(archive):
+    for r in _gt(archive):
+        d = r["defect"]
+        if not d or r["expected_status"] == "rejected":
+            continue
+        img = _decoded(archive / r["file"])
+        assert img.shape == (int(r["height"]), int(r["width"])), r["file"]
+        orig = _decoded(archive / r["source"]) if d != "not_panoramic" else None
+        if d == "exact_duplicate":
+            assert np.array_equal(img, orig), r["file"]
+        elif d == "underexposed":
+            assert (img < 0.1).mean() > 0.6 > (orig < 0.1).mean(), r["file"]
+        elif d == "overexposed":
+            assert (img > 0.9).mean() > 0.5 > (orig > 0.9).mean(), r["file"]
+        elif d == "blur":
+            sharp = lambda a: np.abs(np.diff(a, axis=1)).mean()  # noqa: E731
+            assert sharp(img) < 0.3 * sharp(orig), r["file"]
+        elif d == "rotated180":
+            assert np.abs(img[::-1, ::-1] - orig).mean() < 0.01, r["file"]
+        elif d == "near_duplicate":
+            assert 0.75 * SMALL.width < img.shape[1] < 0.96 * SMALL.width
+        elif d == "not_panoramic":
+            assert img.shape[1] <= img.shape[0] and not r["teeth_x0"]
+        elif d == "burned_in_text":
+            diff = img - orig
+            assert (diff > 0.3).mean() > 0.001 and (np.abs(diff) > 0.05).mean() < 0.05, r["file"]
+        if r["teeth_x0"]:
+            x0, y0, x1, y1 = (int(r[k]) for k in ("teeth_x0", "teeth_y0", "teeth_x1", "teeth_y1"))
+            assert 0 <= x0 < x1 <= img.shape[1] and 0 <= y0 < y1 <= img.shape[0], r["file"]
+
+
+def test_near_duplicate_box_follows_the_resize(archive):
+    gt = _gt(archive)
+    by = {r["file"]: r for r in gt}
+    for r in gt:
+        if r["defect"] != "near_duplicate":
+            continue
+        s = by[r["source"]]
+        f = int(r["width"]) / int(s["width"])
+        for k in ("teeth_x1", "teeth_y1"):  # the far corner moves by the scale, less a crop of a few px
+            assert abs(int(r[k]) - int(s[k]) * f) < 0.04 * int(s["width"]) + 2, (r["file"], k)
+
+
+def test_many_defects_get_distinct_files(tmp_path):
+    cfg = PhantomsConfig(n_clean=3, n_per_defect=5, width=256, height=128)
+    out = phantoms.build_archive(tmp_path / "raw", cfg, seed=2, progress=False)
+    gt = _gt(out)
+    assert len({r["file"] for r in gt}) == len(gt) == 3 + 5 * len(phantoms.DEFECTS)
+    assert {r["file"] for r in gt} == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {
+        "ground_truth.csv"}
+
+
+def test_truncated_files_are_cut_dicom_and_raster(tmp_path):
+    out = phantoms.build_archive(tmp_path / "raw", PhantomsConfig(n_clean=2, n_per_defect=3, width=256, height=128),
+                                 seed=3, progress=False)
+    rows = [r for r in _gt(out) if r["defect"] == "truncated"]
+    assert {phantoms._family(r["format"]) for r in rows} == {"dicom", "png", "jpeg"}
+    for r in rows:
+        data = (out / r["file"]).read_bytes()
+        assert len(data) > 1000
+        if r["format"].startswith("dicom"):
+            assert data[128:132] == b"DICM"
+            ds = pydicom.dcmread(out / r["file"])
+            with pytest.raises(Exception):
+                ds.pixel_array
+        else:
+            assert not data.endswith(b"IEND\xaeB`\x82") and not data.endswith(b"\xff\xd9")
+
+
+@pytest.mark.slow
+def test_full_size_render_is_fast():
+    import time
+
+    phantoms.render_opg(np.random.default_rng(0), 1400, 2900)
+    times = []
+    for k in range(3):
+        t = time.perf_counter()
+        img, box = phantoms.render_opg(np.random.default_rng(k), 1400, 2900)
+        times.append(time.perf_counter() - t)
+        assert img.shape == (1400, 2900) and img.dtype == np.float32
+    assert sorted(times)[1] < 1.0, times
+
+
 def test_config_rejects_tiny_frames():
     from pipeline.config import ConfigError
 
