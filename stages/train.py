@@ -1,0 +1,24 @@
+"""DVC stage `train@V`: params.yaml `train` (+ `train.overrides.V`), `variants.V`, `seed` ->
+models/V/ (checkpoints, generator.pt, live/). Also: `torchrun --nproc_per_node=N -m stages.train V`."""
+import json
+import sys
+from pathlib import Path
+
+from pipeline import config
+from pipeline.train import TrainConfig, train
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.train VARIANT")
+    name = sys.argv[1]
+    variant = config.variant(name)
+    cfg = config.stage_config("train", TrainConfig).for_variant(name)
+    result = train(cfg, name, variant.height, variant.width, config.seed(),
+                   Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"))
+    if result.get("world", 1) == 1 or __import__("os").environ.get("RANK", "0") == "0":
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
