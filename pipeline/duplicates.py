@@ -1,0 +1,106 @@
+"""Near-duplicate grouping: the same radiograph re-encoded, resized or slightly cropped.
+
+Exact duplicates (the same pixels) already share one image id at ingest. This module finds the
+copies whose pixels differ: each image gets a small :class:`Fingerprint` (two band-pass thumbnails
+of its trimmed content, made contrast- and size-invariant), pairs are short-listed by the cosine
+similarity of the coarse thumbnails (a matrix product, in blocks, so 10,000 images stay cheap) and
+confirmed on the fine thumbnails by normalised cross-correlation over small shifts and scales (a
+crop of a few percent moves and stretches the content). Confirmed pairs are joined into groups.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+COARSE = (32, 16)   # (width, height) of the short-list thumbnail
+FINE = (384, 192)    # (width, height) of the confirming thumbnail
+_SCALES = (1.0, 1.02, 1.04)  # zoom of one copy against the other (a crop of up to ~4 %)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    coarse: np.ndarray  # (16, 32) float32, zero mean, unit norm
+    fine: np.ndarray    # (96, 192) float32 band-pass
+
+    def rotated180(self) -> "Fingerprint":
+        return Fingerprint(np.ascontiguousarray(self.coarse[::-1, ::-1]),
+                           np.ascontiguousarray(self.fine[::-1, ::-1]))
+
+
+def _normalise(img: np.ndarray) -> np.ndarray:
+    v = img.astype(np.float32) - np.float32(img.mean())
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def fingerprint(img: np.ndarray) -> Fingerprint:
+    """Fingerprint of a grey image (any dtype; float expected in [0, 1])."""
+    img = img.astype(np.float32, copy=False)
+    fine = cv2.resize(img, FINE, interpolation=cv2.INTER_AREA)
+    lo, hi = np.percentile(fine, [1, 99])
+    fine = np.clip((fine - lo) / max(float(hi - lo), 1e-6), 0, 1)
+    band = cv2.GaussianBlur(fine, (0, 0), 1.0) - cv2.GaussianBlur(fine, (0, 0), 4.0)
+    coarse = cv2.resize(cv2.GaussianBlur(band, (0, 0), 4.0), COARSE, interpolation=cv2.INTER_AREA)
+    return Fingerprint(_normalise(coarse), band.astype(np.float32))
+
+
+def fine_similarity(a: Fingerprint, b: Fingerprint) -> float:
+    """Best normalised cross-correlation of the centre of one fine thumbnail inside the other,
+    over shifts of a few percent and zooms of 0-4 % in x and y (both ways round)."""
+    best = -1.0
+    w, h = FINE
+    mx, my = w // 12, h // 12
+    for src, dst in ((a.fine, b.fine), (b.fine, a.fine)):
+        for sx in _SCALES:
+            for sy in _SCALES:
+                z = cv2.resize(src, (round(w * sx), round(h * sy)), interpolation=cv2.INTER_LINEAR)
+                zh, zw = z.shape
+                cy, cx = (zh - (h - 2 * my)) // 2, (zw - (w - 2 * mx)) // 2
+                tmpl = z[cy:cy + h - 2 * my, cx:cx + w - 2 * mx]
+                r = cv2.matchTemplate(dst, tmpl, cv2.TM_CCOEFF_NORMED)
+                best = max(best, float(r.max()))
+    return best
+
+
+def candidate_pairs(coarse: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` whose coarse thumbnails (rows of ``coarse``, unit
+    norm) have a cosine similarity of at least ``threshold``."""
+    n = len(coarse)
+    out = []
+    for s in range(0, n, block):
+        sim = coarse[s:s + block] @ coarse.T
+        ii, jj = np.nonzero(sim >= threshold)
+        for i, j in zip(ii + s, jj):
+            if i < j:
+                out.append((int(i), int(j), float(sim[i - s, j])))
+    return out
+
+
+def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_threshold: float
+          ) -> tuple[list[int], list[tuple[int, int, float]]]:
+    """Group near-duplicates: ``(label per image, confirmed pairs (i, j, fine similarity))``.
+
+    Labels are the smallest member index of each group (an image alone is its own label)."""
+    n = len(fingerprints)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n == 0:
+        return [], []
+    coarse = np.stack([f.coarse.ravel() for f in fingerprints]).astype(np.float32)
+    confirmed = []
+    for i, j, _ in candidate_pairs(coarse, coarse_threshold):
+        s = fine_similarity(fingerprints[i], fingerprints[j])
+        if s >= fine_threshold:
+            confirmed.append((i, j, s))
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    return [find(i) for i in range(n)], confirmed
