@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.common import OUT
 from pipeline import atomic
 
-BENCHMARKS = ["ingest", "audit", "preprocess", "train", "demo"]
+BENCHMARKS = ["ingest", "audit", "crop", "letterbox", "train", "demo"]
 
 
 def main() -> int:
