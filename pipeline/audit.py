@@ -28,11 +28,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import csv
-import json
 import logging
 import math
 import multiprocessing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -92,11 +91,12 @@ class AuditConfig:
     text_min_contrast: float = 0.3   # of the full range
     text_border: float = 0.15        # search band at each edge (fraction of the frame)
     # near duplicates (pipeline.duplicates)
-    dup_coarse_threshold: float = 0.75
+    dup_coarse_threshold: float = 0.8  # short list (pipeline.duplicates)
+    dup_max_candidates: int = 8        # fine checks per image at most
     dup_fine_threshold: float = 0.92
     # cleaning
     trim_borders: bool = True
-    trim_tolerance: float = 0.005    # a border row/column: 98 % of it within this of its median
+    trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median
     max_trim_fraction: float = 0.2   # at most this much of the frame trimmed from each side
     undo_rot180: bool = True         # turn a confidently upside-down image instead of rejecting it
     inpaint_text: bool = False       # paint over burned-in marks in the cleaned image
@@ -116,13 +116,13 @@ class AuditConfig:
 # ------------------------------------------------------------------------------------ measurements
 def trim_box(img: np.ndarray, tolerance: float, max_fraction: float) -> tuple[int, int, int, int]:
     """Half-open box ``(x0, y0, x1, y1)`` without the blank rows/columns at the edges: a row is blank
-    when 98 % of it lies within ``tolerance`` (of the full range) of its median."""
+    when 95 % of it lies within ``tolerance`` (of the full range) of its median."""
     f = pngio.to_float01(img) if img.dtype != np.float32 else img
     h, w = f.shape
 
     def blank(lines: np.ndarray) -> np.ndarray:  # lines: (n, length)
         med = np.median(lines, axis=1, keepdims=True)
-        return (np.abs(lines - med) <= tolerance).mean(axis=1) >= 0.98
+        return (np.abs(lines - med) <= tolerance).mean(axis=1) >= 0.95
 
     def count(lines: np.ndarray) -> int:
         b = blank(lines)
@@ -196,7 +196,7 @@ def text_marks(f: np.ndarray, min_contrast: float, border: float) -> tuple[list[
         x, y, bw, bh, area = stats[i]
         if not (gh * 0.008 <= bh <= gh * 0.12 and bw <= gw * 0.45 and area >= 6):
             continue
-        ex, ey = gw * 0.015, gh * 0.015  # a sliver along the frame edge: a detector or collimator edge
+        ex, ey = gw * 0.008, gh * 0.008  # a sliver along the frame edge: a detector or collimator edge
         if x + bw <= ex or x >= gw - ex or y + bh <= ey or y >= gh - ey:
             continue
         if area > 0.8 * bw * bh and min(bw, bh) > 4:  # a solid block, not a stroke
@@ -416,7 +416,8 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig) 
     # near duplicates, compared upright
     idx = [i for i, m in enumerate(measured) if m.fingerprint is not None]
     fps = [measured[i].fingerprint.rotated180() if rows[i]["_rot"] else measured[i].fingerprint for i in idx]
-    labels, pairs = duplicates.group(fps, cfg.dup_coarse_threshold, cfg.dup_fine_threshold)
+    labels, pairs = duplicates.group(fps, cfg.dup_coarse_threshold, cfg.dup_fine_threshold,
+                                     cfg.dup_max_candidates)
     best = collections.defaultdict(float)
     for a, b, s in pairs:
         best[idx[a]] = max(best[idx[a]], s)
@@ -449,11 +450,13 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig) 
 
 
 # ------------------------------------------------------------------------------------------- stage
-def read_ingest_manifest(path: Path) -> tuple[list[str], dict[str, int], dict[str, str]]:
-    """(distinct ok image ids in order, raw files per id, patient key per id) from the manifest."""
+def read_ingest_manifest(path: Path) -> tuple[list[str], dict[str, int], dict[str, str], set[str]]:
+    """(distinct ok image ids, sorted; raw files per id; patient key per id; ids converted from
+    true colour) from the ingest manifest."""
     ids: list[str] = []
     n_files: dict[str, int] = collections.Counter()
     patient: dict[str, str] = {}
+    colour: set[str] = set()
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row.get("status") != "ok":
@@ -464,7 +467,9 @@ def read_ingest_manifest(path: Path) -> tuple[list[str], dict[str, int], dict[st
             n_files[iid] += 1
             if row.get("patient_key") and not patient.get(iid):
                 patient[iid] = row["patient_key"]
-    return sorted(ids), dict(n_files), patient
+            if str(row.get("colour", "")).strip() == "1":
+                colour.add(iid)
+    return sorted(ids), dict(n_files), patient, colour
 
 
 def _write_csv(path: Path, rows: Iterable[dict], columns: list[str]) -> None:
@@ -495,11 +500,14 @@ def run_audit(cfg: AuditConfig, ingested: Path, out_dir: Path, report_dir: Path 
     """The audit stage: ``ingested/{manifest.csv,images}`` -> ``out_dir/{audit.csv,kept.csv,images}``
     and, with ``report_dir``, ``audit.html`` + ``audit.json`` there."""
     ingested = Path(ingested)
-    ids, n_files, patient = read_ingest_manifest(ingested / "manifest.csv")
+    ids, n_files, patient, colour = read_ingest_manifest(ingested / "manifest.csv")
     n_workers = config.workers(workers)
     jobs = [(i, ingested / "images" / f"{i}.png", cfg) for i in ids]
     measured = list(_map(_measure_one, jobs, n_workers, "audit: measure", progress))
     rows = decide(measured, n_files, cfg)
+    for r in rows:  # a true-colour source (a photo?): for the steward's eye, not a rejection
+        if r["image_id"] in colour:
+            r["flags"] = ";".join(filter(None, [r["flags"], "colour"]))
     sizes = {m.image_id: (m.ingested_w, m.ingested_h) for m in measured}
     with atomic.directory(out_dir) as tmp:
         (tmp / "images").mkdir()

@@ -3,7 +3,7 @@
 Exact duplicates (the same pixels) already share one image id at ingest. This module finds the
 copies whose pixels differ: each image gets a small :class:`Fingerprint` (two band-pass thumbnails
 of its trimmed content, made contrast- and size-invariant), pairs are short-listed by the cosine
-similarity of the coarse thumbnails (a matrix product, in blocks, so 10,000 images stay cheap) and
+similarity of the coarse fingerprints (Fourier magnitudes: blind to shifts) (a matrix product, in blocks, so 10,000 images stay cheap) and
 confirmed on the fine thumbnails by normalised cross-correlation over small shifts and scales (a
 crop of a few percent moves and stretches the content). Confirmed pairs are joined into groups.
 """
@@ -14,19 +14,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-COARSE = (32, 16)   # (width, height) of the short-list thumbnail
+COARSE = (64, 32)   # (width, height) of the short-list thumbnail (its Fourier magnitude is used)
 FINE = (384, 192)    # (width, height) of the confirming thumbnail
 _SCALES = (1.0, 1.02, 1.04)  # zoom of one copy against the other (a crop of up to ~4 %)
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    coarse: np.ndarray  # (16, 32) float32, zero mean, unit norm
+    coarse: np.ndarray  # log Fourier magnitude of a 64x32 thumbnail: shift-invariant; zero mean, unit norm
     fine: np.ndarray    # (96, 192) float32 band-pass
 
     def rotated180(self) -> "Fingerprint":
-        return Fingerprint(np.ascontiguousarray(self.coarse[::-1, ::-1]),
-                           np.ascontiguousarray(self.fine[::-1, ::-1]))
+        # a 180-degree turn leaves the Fourier magnitude as it is
+        return Fingerprint(self.coarse, np.ascontiguousarray(self.fine[::-1, ::-1]))
 
 
 def _normalise(img: np.ndarray) -> np.ndarray:
@@ -42,8 +42,9 @@ def fingerprint(img: np.ndarray) -> Fingerprint:
     lo, hi = np.percentile(fine, [1, 99])
     fine = np.clip((fine - lo) / max(float(hi - lo), 1e-6), 0, 1)
     band = cv2.GaussianBlur(fine, (0, 0), 1.0) - cv2.GaussianBlur(fine, (0, 0), 4.0)
-    coarse = cv2.resize(cv2.GaussianBlur(band, (0, 0), 4.0), COARSE, interpolation=cv2.INTER_AREA)
-    return Fingerprint(_normalise(coarse), band.astype(np.float32))
+    small = cv2.resize(cv2.GaussianBlur(band, (0, 0), 4.0), COARSE, interpolation=cv2.INTER_AREA)
+    mag = np.log1p(np.abs(np.fft.fft2(small))[: COARSE[1] // 4, : COARSE[0] // 4].ravel()[1:])
+    return Fingerprint(_normalise(mag), band.astype(np.float32))
 
 
 def fine_similarity(a: Fingerprint, b: Fingerprint) -> float:
@@ -64,22 +65,32 @@ def fine_similarity(a: Fingerprint, b: Fingerprint) -> float:
     return best
 
 
-def candidate_pairs(coarse: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, cosine)`` with ``i < j`` whose coarse thumbnails (rows of ``coarse``, unit
-    norm) have a cosine similarity of at least ``threshold``."""
+def candidate_pairs(coarse: np.ndarray, threshold: float, max_per_image: int = 8,
+                    block: int = 1024) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` whose coarse fingerprints (rows of ``coarse``, unit
+    norm) have a cosine similarity of at least ``threshold``; for each image only its
+    ``max_per_image`` most similar others, so the fine checks grow linearly with the archive."""
     n = len(coarse)
-    out = []
+    out = {}
     for s in range(0, n, block):
         sim = coarse[s:s + block] @ coarse.T
-        ii, jj = np.nonzero(sim >= threshold)
-        for i, j in zip(ii + s, jj):
-            if i < j:
-                out.append((int(i), int(j), float(sim[i - s, j])))
-    return out
+        for r in range(sim.shape[0]):
+            sim[r, s + r] = -np.inf
+        k = min(max_per_image, n - 1)
+        if k <= 0:
+            break
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        for r, js in enumerate(top):
+            i = s + r
+            for j in js:
+                v = float(sim[r, j])
+                if v >= threshold:
+                    out[(min(i, int(j)), max(i, int(j)))] = v
+    return [(i, j, v) for (i, j), v in sorted(out.items())]
 
 
-def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_threshold: float
-          ) -> tuple[list[int], list[tuple[int, int, float]]]:
+def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_threshold: float,
+          max_candidates: int = 8) -> tuple[list[int], list[tuple[int, int, float]]]:
     """Group near-duplicates: ``(label per image, confirmed pairs (i, j, fine similarity))``.
 
     Labels are the smallest member index of each group (an image alone is its own label)."""
@@ -96,7 +107,7 @@ def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_thresho
         return [], []
     coarse = np.stack([f.coarse.ravel() for f in fingerprints]).astype(np.float32)
     confirmed = []
-    for i, j, _ in candidate_pairs(coarse, coarse_threshold):
+    for i, j, _ in candidate_pairs(coarse, coarse_threshold, max_candidates):
         s = fine_similarity(fingerprints[i], fingerprints[j])
         if s >= fine_threshold:
             confirmed.append((i, j, s))
