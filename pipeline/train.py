@@ -60,8 +60,8 @@ class TrainConfig:
     steps: int = 300                 # generator steps
     batch: int = 16                  # global batch (split across ranks)
     n_critic: int = 2
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr: float = 2e-4                 # Adam learning rate of the generator (and of the critic unless lr_d)
+    lr_d: float | None = None        # critic's learning rate; null: same as lr
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
     gp_lambda: float = 10.0
     # data efficiency
@@ -89,7 +89,19 @@ class TrainConfig:
                      "keep_checkpoints", "sample_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ValueError("train.lr and train.lr_d must be positive")
         parse_policy(self.diffaugment)
+
+    @classmethod
+    def baseline_recipe(cls, **changes: Any) -> "TrainConfig":
+        """The earlier attempt's recipe, for side-by-side runs: DCGAN architecture (features 64,
+        z 100), Adam lr 1e-4 betas (0, 0.9), lambda 10, n_critic 5, batch 64, fp32, no DiffAugment,
+        no EMA (decay 0: the exported generator is the live one), no flips."""
+        recipe = dict(model="baseline", z_dim=100, features=64, lr=1e-4, lr_d=None, betas=[0.0, 0.9],
+                      gp_lambda=10.0, n_critic=5, batch=64, diffaugment="", hflip=False, ema_decay=0.0,
+                      amp="off", channels_last="off", compile=False)
+        return cls(**{**recipe, **changes})
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(model=self.model, z_dim=self.z_dim, features=self.features,
@@ -207,7 +219,20 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
 def _fingerprint(cfg: TrainConfig, seed: int, height: int, width: int, ids: list[str]) -> dict:
     kept = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
     return {"config": kept, "seed": seed, "height": height, "width": width,
-            "data": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+            "data": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "code": _code_hash()}
+
+
+def _code_hash() -> str:
+    """sha256 of the modules that define what training computes: a checkpoint written by other code
+    is not resumed (DVC reruns the stage after a code change, and the result must then be what the
+    new code computes from scratch, not a re-export of the old run)."""
+    from . import diffaugment, ema, losses, models, trainset
+
+    h = hashlib.sha256()
+    for module in (diffaugment, ema, losses, models, trainset):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
 
 
 def _sample_grid(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
@@ -244,6 +269,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     tests); ``images`` bypasses reading ``images_dir`` (benchmarks).
     """
     rt = _runtime(cfg)
+    on_cuda = rt.device.type == "cuda"
     out_dir = Path(out_dir)
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"
     main = rt.rank == 0
@@ -266,16 +292,27 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     G.to(rt.device, memory_format=fmt)
     D.to(rt.device, memory_format=fmt)
     ema = EMA(G, cfg.ema_decay)
-    on_cuda = rt.device.type == "cuda"
     opt_kw = {"fused": True} if on_cuda else {"foreach": True}
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas), **opt_kw)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas), **opt_kw)
+    betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas, **opt_kw)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=betas,
+                             **opt_kw)
     G_run = torch.compile(G) if cfg.compile else G
     D_run = torch.compile(D) if cfg.compile else D   # the penalty's double backward uses eager D
 
-    # per-rank randomness: noise, augmentation, flips (global RNGs) and batch sampling (data_gen)
+    # the train set on the device when it fits
+    nbytes = data.numel() * data.element_size()
+    if on_cuda and nbytes <= cfg.data_on_device_gb * 1e9:
+        data = data.to(rt.device)
+    elif on_cuda:
+        data = data.pin_memory()
+    data_on_device = data.device == rt.device
+    n_images = data.shape[0]
+
+    # per-rank randomness: noise, augmentation, flips (global RNGs) and batch sampling (data_gen,
+    # on the data's device, so that drawing a batch never copies indices from the host)
     _seed_all(seed + 1 + rt.rank)
-    data_gen = torch.Generator().manual_seed(seed + 7919 * (rt.rank + 1))
+    data_gen = torch.Generator(device=data.device).manual_seed(seed + 7919 * (rt.rank + 1))
     fixed_z = torch.randn(cfg.sample_count, cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     fixed_z = fixed_z.to(rt.device)
 
@@ -284,7 +321,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     existing = checkpoints(ckpt_dir)
     if existing:
         last_step, last = existing[-1]
-        state = torch.load(last, map_location=rt.device, weights_only=True)
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+        state = torch.load(last, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != fingerprint or state.get("world") != rt.world:
             if main:
                 print(f"[train] {variant}: checkpoints in {ckpt_dir} are from another config, seed, "
@@ -294,6 +332,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
             if main:
                 shutil.rmtree(ckpt_dir, ignore_errors=True)
                 shutil.rmtree(live_dir, ignore_errors=True)
+                (out_dir / "generator.pt").unlink(missing_ok=True)
         else:
             G.load_state_dict(state["G"])
             D.load_state_dict(state["D"])
@@ -305,28 +344,19 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
             if main:
                 print(f"[train] {variant}: resumed from {last.name} (step {step})")
                 _trim_live_history(live_dir, step)
-    elif main:
+    elif main:   # a fresh run: nothing of an earlier one may survive next to it
         shutil.rmtree(live_dir, ignore_errors=True)
+        (out_dir / "generator.pt").unlink(missing_ok=True)
     if rt.world > 1:
         dist.barrier()
-
-    # the train set on the device when it fits
-    nbytes = data.numel() * data.element_size()
-    if on_cuda and nbytes <= cfg.data_on_device_gb * 1e9:
-        data = data.to(rt.device)
-    elif on_cuda:
-        data = data.pin_memory()
-    data_on_device = data.device == rt.device
-    n_images = data.shape[0]
 
     ops = parse_policy(cfg.diffaugment)
     autocast = (lambda: torch.autocast(rt.device.type, dtype=torch.bfloat16)) if rt.amp \
         else contextlib.nullcontext
 
     def batch() -> torch.Tensor:
-        idx = torch.randint(n_images, (local_batch,), generator=data_gen)
-        x = data[idx.to(rt.device, non_blocking=True)] if data_on_device else \
-            data[idx].to(rt.device, non_blocking=True)
+        idx = torch.randint(n_images, (local_batch,), generator=data_gen, device=data.device)
+        x = data[idx] if data_on_device else data[idx].to(rt.device, non_blocking=True)
         if cfg.hflip:
             flip = torch.rand(local_batch, 1, 1, 1, device=rt.device) < 0.5
             x = torch.where(flip, x.flip(3), x)
