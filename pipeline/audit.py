@@ -278,6 +278,9 @@ def _measure_one(image_id: str, path: Path, cfg: AuditConfig) -> Measured:
 def _clean_one(image_id: str, src: Path, dst: Path, cleaning: Cleaning, inpaint: bool, cfg: AuditConfig) -> str:
     """Pass 2 for one kept image: write its cleaned copy; returns an error message or ''."""
     try:
+        if not inpaint and not cleaning.rot180 and cleaning.size == (cleaning.width, cleaning.height):
+            atomic.write_bytes(dst, Path(src).read_bytes())  # nothing to clean: the same PNG, no re-encode
+            return ""
         img = pngio.read_png16(src)
         out = np.ascontiguousarray(cleaning.apply(img))
         if inpaint:
