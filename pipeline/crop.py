@@ -17,13 +17,19 @@ Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and st
    each lobe falls below ``edge_fraction`` of its peak (a morphological closing first bridges the
    dips between crown and root). The column projection within those rows gives the left and right
    ends of the arches the same way, searched outwards from the midline.
-4. **Margin.** The box grows by ``margin`` of its width/height on each side and is clipped to the image.
+4. **Priors.** Each edge is clamped to the range real OPGs show: top ``up`` and bottom ``down`` (fractions
+   of the height) from the occlusal gap, left/right ends ``left``/``right`` (fractions of the width):
+   the projections overshoot into the nasal floor, the mandible and the rami far more often than they
+   undershoot.
+5. **Margin.** The box grows by ``margin`` of the image width/height on each side (``top_margin`` more
+   above: tooth germs and canine roots make the top the least certain edge) and is clipped to the image.
 
 Confidence (0..1) is the product of soft scores: how many gap points agree with the fitted curve,
 how deep the gap is, whether both lobes stand out of the background, and whether the box has a
-plausible size and position for an OPG. Below ``min_confidence`` the box is replaced by the
-documented **fallback window** ``fallback`` (fractions of the cleaned image: by default x 15-85 %,
-y 12-92 %, generous on purpose) and the manifest says ``method=fallback``.
+plausible size and position for an OPG (measured before the priors). Below ``min_confidence`` the
+manifest says ``method=fallback`` and the box is the widest prior box around the occlusal gap when a
+gap was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
+the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
 """
 from __future__ import annotations
 
@@ -53,11 +59,17 @@ MANIFEST_COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "confidence", "method", 
 class CropConfig:
     """params.yaml ``crop``."""
 
-    margin: float = 0.10            # grow the detected box by this fraction of its width/height per side
+    margin: float = 0.02            # grow the box by this fraction of the image width/height on each side
+    top_margin: float = 0.03        # extra margin above (the top edge is the least certain: tooth germs, long canines)
     min_confidence: float = 0.35    # below: use the fallback window
     fallback: list[float] = field(default_factory=lambda: [0.15, 0.12, 0.85, 0.92])  # x0 y0 x1 y1 fractions
-    edge_fraction: float = 0.15     # a lobe ends where the projection falls below this share of its peak
+    edge_fraction: float = 0.10     # a lobe ends where the projection falls below this share of its peak
     gap_fraction: float = 0.15      # the arches end where the gap depth falls below this share of its median
+    gap_band: list[float] = field(default_factory=lambda: [0.38, 0.75])   # rows searched for the occlusal gap
+    up: list[float] = field(default_factory=lambda: [0.22, 0.37])     # teeth top: this far above the gap (x height)
+    down: list[float] = field(default_factory=lambda: [0.22, 0.31])   # teeth bottom: this far below the gap
+    left: list[float] = field(default_factory=lambda: [0.17, 0.20])   # plausible left end (x width)
+    right: list[float] = field(default_factory=lambda: [0.80, 0.83])  # plausible right end
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -70,6 +82,12 @@ class CropConfig:
         f = list(self.fallback)
         if len(f) != 4 or not (0 <= f[0] < f[2] <= 1 and 0 <= f[1] < f[3] <= 1):
             raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
+        if not 0 <= self.top_margin <= 1:
+            raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
+        for name in ("gap_band", "up", "down", "left", "right"):
+            r = list(getattr(self, name))
+            if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
+                raise config.ConfigError(f"crop.{name} must be [lo, hi] fractions with lo <= hi; got {r}")
         if not 0 < self.edge_fraction < 1:
             raise config.ConfigError(f"crop.edge_fraction must be in (0, 1), got {self.edge_fraction}")
         if self.work_width < 128:
@@ -110,18 +128,26 @@ def _vertical_structure(g: np.ndarray) -> np.ndarray:
     return np.minimum(v, np.percentile(v, 98) + 1e-9)
 
 
-def _occlusal_curve(g: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
-    """Parabola (a, b, c) of row = a u^2 + b u + c, u = x / W - 0.5; inlier share; depth; valley map."""
+def _occlusal_curve(g: np.ndarray, v: np.ndarray, band=(0.38, 0.75)) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Parabola (a, b, c) of row = a u^2 + b u + c, u = x / W - 0.5; inlier share; depth; valley map.
+
+    A gap row must be darker than the rows around it *and* have teeth (vertical structure ``v``) both
+    a crown height above and below it: the tongue/palate air band has teeth on one side only."""
     hh, ww = g.shape
     sm = cv2.GaussianBlur(g, (0, 0), sigmaX=6, sigmaY=1.5)
     t = max(2, int(round(0.035 * hh)))
     pad = cv2.copyMakeBorder(sm, t, t, 0, 0, cv2.BORDER_REPLICATE)
     valley = np.minimum(pad[:hh], pad[2 * t:]) - sm
-    lo, hi = int(0.3 * hh), int(0.8 * hh)
+    t2 = max(2, int(round(0.08 * hh)))
+    vs = cv2.GaussianBlur(v, (0, 0), 3)
+    vp = cv2.copyMakeBorder(vs, t2, t2, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    both = np.sqrt(np.maximum(vp[:hh] * vp[2 * t2:], 0)) / (float(vs.max()) + 1e-9)
+    score = np.maximum(valley, 0) * both
+    lo, hi = int(band[0] * hh), max(int(band[0] * hh) + 1, int(band[1] * hh))
     xs = np.arange(int(0.3 * ww), int(0.7 * ww), max(1, ww // 128))
-    band = valley[lo:hi][:, xs]
-    ys = lo + band.argmax(0)
-    depth = band.max(0)
+    sb = score[lo:hi][:, xs]
+    ys = lo + sb.argmax(0)
+    depth = valley[lo:hi][:, xs][sb.argmax(0), np.arange(len(xs))] * (sb.max(0) > 0)
     u = xs / ww - 0.5
     X = np.stack([u * u, u, np.ones_like(u)], 1)
     keep = depth > 0
@@ -167,8 +193,8 @@ def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
     h, w = img.shape
     g, s = _prepare(img, cfg.work_width)
     hh, ww = g.shape
-    coef, inliers, contrast, valley = _occlusal_curve(g)
     v = _vertical_structure(g)
+    coef, inliers, contrast, valley = _occlusal_curve(g, v, cfg.gap_band)
 
     # straighten along the occlusal curve: row t of S is t rows from the curve
     u = np.arange(ww, dtype=np.float32) / ww - 0.5
@@ -204,38 +230,52 @@ def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
         left -= 1
     while right < ww - 1 and cols[right + 1] > thr:
         right += 1
-    right += 1
-    right += 1
+    right += 2
 
     xs = slice(max(left, 0), min(right, ww))
     y_top = float(curve[xs].min()) + top
     y_bot = float(curve[xs].max()) + bottom
-    bx0, by0, bx1, by1 = left, y_top, right, y_bot
+    raw = (left, y_top, right, y_bot)
+    # priors: real OPGs are centred; the teeth reach a bounded distance above and below the gap
+    mid = float(curve[c0:c1].mean())
+    bx0 = float(np.clip(left, cfg.left[0] * ww, cfg.left[1] * ww))
+    bx1 = float(np.clip(right, cfg.right[0] * ww, cfg.right[1] * ww))
+    by0 = float(np.clip(y_top, mid - cfg.up[1] * hh, mid - cfg.up[0] * hh))
+    by1 = float(np.clip(y_bot, mid + cfg.down[0] * hh, mid + cfg.down[1] * hh))
 
     # confidence: soft scores, multiplied
     background = float(np.median(rows)) + 1e-9
     lobes = min(upper[pu], lower[pl]) / background
-    bw, bh = (bx1 - bx0) / ww, (by1 - by0) / hh
-    cx = (bx0 + bx1) / 2 / ww
+    bw, bh = (raw[2] - raw[0]) / ww, (raw[3] - raw[1]) / hh
+    cx = (raw[0] + raw[2]) / 2 / ww
     scores = {
         "gap_fit": _soft(inliers, 0.3, 0.7),
         "gap_depth": _soft(contrast, 0.05, 0.25),
         "lobes": _soft(lobes, 1.1, 1.6),
-        "width": _soft(bw, 0.25, 0.4) * _soft(-bw, -0.95, -0.8),
-        "height": _soft(bh, 0.2, 0.3) * _soft(-bh, -0.9, -0.75),
-        "centred": _soft(-abs(cx - 0.5), -0.2, -0.1),
+        "width": _soft(bw, 0.15, 0.3),   # too wide / too tall is what the priors clamp; too small is a miss
+        "height": _soft(bh, 0.1, 0.25),
+        "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
+        "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
     }
     confidence = float(np.prod(list(scores.values())))
 
     # margin, back to full resolution
-    mx, my = cfg.margin * (bx1 - bx0), cfg.margin * (by1 - by0)
-    detected = (int(np.clip(np.floor((bx0 - mx) / s), 0, w - 1)), int(np.clip(np.floor((by0 - my) / s), 0, h - 1)),
+    mx, my = cfg.margin * ww, cfg.margin * hh
+    detected = (int(np.clip(np.floor((bx0 - mx) / s), 0, w - 1)),
+                int(np.clip(np.floor((by0 - my - cfg.top_margin * hh) / s), 0, h - 1)),
                 int(np.clip(np.ceil((bx1 + mx) / s), 1, w)), int(np.clip(np.ceil((by1 + my) / s), 1, h)))
     ok = detected[2] - detected[0] >= 8 and detected[3] - detected[1] >= 8
     if ok and confidence >= cfg.min_confidence:
         return Detection(detected, confidence, "detected", detected)
     weak = sorted(scores, key=scores.get)[:2]
     reason = "low confidence (" + ", ".join(f"{n}={scores[n]:.2f}" for n in weak) + ")"
+    if ok and scores["gap_row"] > 0 and scores["gap_fit"] > 0 and scores["gap_depth"] > 0.5 and scores["lobes"] > 0:
+        # the occlusal gap was found where it can be: the widest plausible box around it, not the fixed window
+        mid_frac = mid / hh
+        frac = (cfg.left[0] - cfg.margin, mid_frac - cfg.up[1] - cfg.margin - cfg.top_margin,
+                cfg.right[1] + cfg.margin, mid_frac + cfg.down[1] + cfg.margin)
+        box = _window(np.clip(frac, 0, 1), w, h)
+        return Detection(box, confidence, "fallback", detected, reason + "; window around the occlusal gap")
     return Detection(_window(cfg.fallback, w, h), confidence, "fallback", detected if ok else None, reason)
 
 
