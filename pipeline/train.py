@@ -464,4 +464,5 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     if rt.world > 1:
         dist.barrier()
     return {"variant": variant, "step": step, "resumed_from": first_step, "finished": finished,
-            "device": str(rt.device), "world": rt.world, "train_images": n_images, **summary}
+            "device": str(rt.device), "world": rt.world, "amp_bf16": rt.amp, "channels_last": rt.channels_last,
+            "train_images": n_images, **summary}

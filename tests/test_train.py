@@ -186,3 +186,47 @@ def test_two_process_gloo_run_completes(dataset, tmp_path, repo_root):
     assert not torch.equal(state["rng"][0]["data"], state["rng"][1]["data"])
     gen, info = load_generator(out / "generator.pt")
     assert info["step"] == 3 and gen(torch.randn(2, gen.z_dim)).shape == (2, 1, H, W)
+
+
+def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
+    """The real thing: `dvc repro` of train@V, SIGKILLed (with its whole process group) once a
+    checkpoint exists, then `dvc repro` again: the stage resumes from that checkpoint, finishes,
+    and DVC records it as up to date."""
+    import signal
+    import time
+
+    from tests import dvcproject as dp
+
+    project = dp.copy_project(repo_root, tmp_path / "proj")
+    variant = "full_16x9"
+    make_dataset(project / "data" / "variants" / variant, size=(H, W))
+    (project / "data" / "split").mkdir(parents=True)
+    (project / "data" / "variants" / variant / "split.csv").rename(project / "data" / "split" / "split.csv")
+    tiny = {f"train.{k}": v for k, v in TINY.items()}
+    dp.set_params(project, {**tiny, "train.steps": 60, "train.checkpoint_every": 4, "train.log_every": 4,
+                            "train.sample_every": 100, f"variants.{variant}.height": H,
+                            f"variants.{variant}.width": W})
+    stage = f"train@{variant}"
+    env = {**dp.env(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(dp.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpts = project / "models" / variant / "checkpoints"
+    deadline = time.monotonic() + 120
+    try:
+        while not any(s >= 8 for s, _ in checkpoints(ckpts)):
+            assert proc.poll() is None, "the stage ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = checkpoints(ckpts)[-1][0]
+    assert killed_at < 60 and not (project / "models" / variant / "generator.pt").exists()
+    log = dp.dvc(project, "repro", "-s", stage)
+    assert f"resumed from step_{killed_at:07d}.pt (step {killed_at})" in log, log[-2000:]
+    assert '"finished": true' in log and '"step": 60' in log
+    _, info = load_generator(project / "models" / variant / "generator.pt")
+    assert info["step"] == 60
+    metrics = json.loads((project / "models" / variant / "live" / "metrics.json").read_text())
+    assert metrics["step"] == 60
+    assert stage not in dp.changed_stages(project, stage)
