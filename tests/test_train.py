@@ -230,3 +230,15 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     metrics = json.loads((project / "models" / variant / "live" / "metrics.json").read_text())
     assert metrics["step"] == 60
     assert stage not in dp.changed_stages(project, stage)
+
+
+def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
+    """bf16 autocast + channels_last (the CUDA defaults) through the same loop: finite losses, an
+    fp32 export, and still resumable."""
+    cfg = TrainConfig(steps=3, amp="bf16", channels_last="on", **TINY)
+    result = run(cfg, tmp_path / "m", dataset)
+    assert result["amp_bf16"] and result["channels_last"] and result["finished"]
+    assert all(np.isfinite(result[k]) for k in ("loss_d", "loss_g", "wasserstein", "gp"))
+    gen, _ = load_generator(tmp_path / "m" / "generator.pt")
+    assert all(p.dtype == torch.float32 for p in gen.parameters())
+    assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
