@@ -17,18 +17,21 @@ Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and st
    each lobe falls below ``edge_fraction`` of its peak (a morphological closing first bridges the
    dips between crown and root). The column projection within those rows gives the left and right
    ends of the arches the same way, searched outwards from the midline.
-4. **Priors.** Each edge is clamped to the range real OPGs show: top ``up`` and bottom ``down`` (fractions
-   of the height) from the occlusal gap, left/right ends ``left``/``right`` (fractions of the width):
-   the projections overshoot into the nasal floor, the mandible and the rami far more often than they
-   undershoot.
+4. **Landmarks.** The box's rows come from anatomy, not from the lobes (which overshoot into the
+   nasal floor and the mandible): the occlusal gap at the midline and under the molars (searched
+   near the curve), and the distance from the gap down to the mandible's inferior border (the
+   lowest strong bright-above/dark-below step under the premolars: this jaw's scale). Top = side gap
+   - (``up[0]`` x mandible distance + ``up[1]`` x height); bottom = midline gap + ``down[0]`` x
+   mandible distance + ``down[1]`` x height. Left/right: the gap's extent clamped to ``left``/``right``.
+   The four scalars were fitted on the 21 annotated real OPGs (every tooth inside) and the phantoms.
 5. **Margin.** The box grows by ``margin`` of the image width/height on each side (``top_margin`` more
    above: tooth germs and canine roots make the top the least certain edge) and is clipped to the image.
 
 Confidence (0..1) is the product of soft scores: how many gap points agree with the fitted curve,
 how deep the gap is, whether both lobes stand out of the background, and whether the box has a
 plausible size and position for an OPG (measured before the priors). Below ``min_confidence`` the
-manifest says ``method=fallback`` and the box is the widest prior box around the occlusal gap when a
-gap was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
+manifest says ``method=fallback`` and the box is the landmark rows with the widest plausible columns
+when a gap was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
 the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
 """
 from __future__ import annotations
@@ -59,17 +62,19 @@ MANIFEST_COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "confidence", "method", 
 class CropConfig:
     """params.yaml ``crop``."""
 
-    margin: float = 0.02            # grow the box by this fraction of the image width/height on each side
-    top_margin: float = 0.03        # extra margin above (the top edge is the least certain: tooth germs, long canines)
+    margin: float = 0.0             # grow the box by this fraction of the image width/height on each side
+    top_margin: float = 0.0         # extra margin above (the top edge is the least certain: tooth germs, long canines)
     min_confidence: float = 0.35    # below: use the fallback window
     fallback: list[float] = field(default_factory=lambda: [0.15, 0.12, 0.85, 0.92])  # x0 y0 x1 y1 fractions
     edge_fraction: float = 0.10     # a lobe ends where the projection falls below this share of its peak
     gap_fraction: float = 0.15      # the arches end where the gap depth falls below this share of its median
     gap_band: list[float] = field(default_factory=lambda: [0.38, 0.75])   # rows searched for the occlusal gap
-    up: list[float] = field(default_factory=lambda: [0.22, 0.37])     # teeth top: this far above the gap (x height)
-    down: list[float] = field(default_factory=lambda: [0.22, 0.31])   # teeth bottom: this far below the gap
-    left: list[float] = field(default_factory=lambda: [0.17, 0.20])   # plausible left end (x width)
-    right: list[float] = field(default_factory=lambda: [0.80, 0.83])  # plausible right end
+    # teeth top = occlusal gap at the sides - (up[0] x mandible distance + up[1] x height);
+    # teeth bottom = occlusal gap at the midline + down[0] x mandible distance + down[1] x height
+    up: list[float] = field(default_factory=lambda: [0.70, 0.023])
+    down: list[float] = field(default_factory=lambda: [0.20, 0.231])
+    left: list[float] = field(default_factory=lambda: [0.185, 0.19])  # plausible left end (x width)
+    right: list[float] = field(default_factory=lambda: [0.805, 0.81])  # plausible right end
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -84,7 +89,11 @@ class CropConfig:
             raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
         if not 0 <= self.top_margin <= 1:
             raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
-        for name in ("gap_band", "up", "down", "left", "right"):
+        for name in ("up", "down"):
+            r = list(getattr(self, name))
+            if len(r) != 2 or not (0 <= r[0] <= 2 and -0.5 <= r[1] <= 1):
+                raise config.ConfigError(f"crop.{name} must be [share of the mandible distance, share of the height]; got {r}")
+        for name in ("gap_band", "left", "right"):
             r = list(getattr(self, name))
             if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
                 raise config.ConfigError(f"crop.{name} must be [lo, hi] fractions with lo <= hi; got {r}")
@@ -167,6 +176,41 @@ def _occlusal_curve(g: np.ndarray, v: np.ndarray, band=(0.38, 0.75)) -> tuple[np
     return coef, inliers, contrast, valley
 
 
+def _mandible_distance(g: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, reach: int) -> float:
+    """Rows from the occlusal curve down to the inferior border of the mandible (work pixels).
+
+    The border is the strongest bright-above / dark-below step of the image straightened along the
+    curve, 0.15..0.45 of the height below it, averaged over the columns under the premolars and
+    canines (the middle 12 % is left out: the cervical spine's ghost lies over the chin)."""
+    hh, ww = g.shape
+    sg = cv2.remap(cv2.GaussianBlur(g, (0, 0), 3, sigmaY=1.5), mapx, mapy, cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+    k = max(2, int(0.015 * hh))
+    cols = np.r_[int(0.3 * ww):int(0.44 * ww), int(0.56 * ww):int(0.7 * ww)]
+    sub = sg[:, cols].mean(1)
+    step = np.zeros_like(sub)
+    step[k:-k] = sub[2 * k:] - sub[:-2 * k]  # > 0: brighter below
+    lo, hi = reach + int(0.2 * hh), min(len(step) - k, reach + int(0.48 * hh))
+    drop = np.maximum(-step[lo:hi], 0)
+    # the lowest strong drop: the roots above the border give drops as strong as the cortex's
+    peaks = [i for i in range(1, len(drop) - 1) if drop[i] >= drop[i - 1] and drop[i] >= drop[i + 1]
+             and drop[i] >= 0.5 * drop.max() > 0]
+    return float((peaks[-1] if peaks else int(np.argmax(drop))) + lo - reach)
+
+
+def _side_gap(valley: np.ndarray, curve: np.ndarray) -> float:
+    """Mean row of the occlusal gap under the molars (columns 20-30 % and 70-80 %), found near the
+    fitted curve: the parabola is fitted on the front teeth and often under-bends at the back."""
+    hh, ww = valley.shape
+    r = max(2, int(0.07 * hh))
+    rows = []
+    for x in (*range(int(0.2 * ww), int(0.3 * ww)), *range(int(0.7 * ww), int(0.8 * ww))):
+        y0 = int(np.clip(round(float(curve[x])), 0, hh - 1))
+        a = max(0, y0 - r)
+        rows.append(a + int(np.argmax(valley[a:y0 + r, x])))
+    return float(np.median(rows[:len(rows) // 2]) + np.median(rows[len(rows) // 2:])) / 2
+
+
 def _extent(profile: np.ndarray, start: int, step: int, frac: float) -> int:
     thr = frac * profile[start]
     i = start
@@ -236,12 +280,17 @@ def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
     y_top = float(curve[xs].min()) + top
     y_bot = float(curve[xs].max()) + bottom
     raw = (left, y_top, right, y_bot)
-    # priors: real OPGs are centred; the teeth reach a bounded distance above and below the gap
+    # vertical extent from landmarks: the occlusal gap at the midline and under the molars, and the
+    # distance from the gap down to the mandible's inferior border (the scale of this jaw); the
+    # gap-based left/right ends are clamped to the plausible range (the rami)
     mid = float(curve[c0:c1].mean())
+    mand = float(np.clip(_mandible_distance(g, mapx, mapy, reach), 0.25 * hh, 0.5 * hh))
+    side = float(np.clip(curve[ww // 2] - _side_gap(valley, curve), -0.03 * hh, 0.16 * hh))
     bx0 = float(np.clip(left, cfg.left[0] * ww, cfg.left[1] * ww))
     bx1 = float(np.clip(right, cfg.right[0] * ww, cfg.right[1] * ww))
-    by0 = float(np.clip(y_top, mid - cfg.up[1] * hh, mid - cfg.up[0] * hh))
-    by1 = float(np.clip(y_bot, mid + cfg.down[0] * hh, mid + cfg.down[1] * hh))
+    gap0 = float(curve[ww // 2])
+    by0 = gap0 - side - cfg.up[0] * mand - cfg.up[1] * hh
+    by1 = gap0 + cfg.down[0] * mand + cfg.down[1] * hh
 
     # confidence: soft scores, multiplied
     background = float(np.median(rows)) + 1e-9
@@ -270,11 +319,9 @@ def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
     weak = sorted(scores, key=scores.get)[:2]
     reason = "low confidence (" + ", ".join(f"{n}={scores[n]:.2f}" for n in weak) + ")"
     if ok and scores["gap_row"] > 0 and scores["gap_fit"] > 0 and scores["gap_depth"] > 0.5 and scores["lobes"] > 0:
-        # the occlusal gap was found where it can be: the widest plausible box around it, not the fixed window
-        mid_frac = mid / hh
-        frac = (cfg.left[0] - cfg.margin, mid_frac - cfg.up[1] - cfg.margin - cfg.top_margin,
-                cfg.right[1] + cfg.margin, mid_frac + cfg.down[1] + cfg.margin)
-        box = _window(np.clip(frac, 0, 1), w, h)
+        # the occlusal gap was found where it can be: the landmark rows, the widest plausible columns
+        box = (int(np.clip(np.floor((cfg.left[0] * ww - mx) / s), 0, w - 1)), detected[1],
+               int(np.clip(np.ceil((cfg.right[1] * ww + mx) / s), 1, w)), detected[3])
         return Detection(box, confidence, "fallback", detected, reason + "; window around the occlusal gap")
     return Detection(_window(cfg.fallback, w, h), confidence, "fallback", detected if ok else None, reason)
 
