@@ -5,8 +5,9 @@ Two families, chosen by ``ModelConfig.model``:
 - ``resnet`` (ours): the generator starts from a grid of the target's aspect (9x16 for 16:9 sizes,
   4x4 for squares; :func:`start_grid`) and doubles with nearest-upsample + 3x3 conv residual blocks
   (no transposed convolutions, so no checkerboards). The critic mirrors it with average-pool
-  residual blocks and no BatchNorm (``critic_norm``: ``none`` or ``layer``), as the ResNet models of
-  Gulrajani et al. (2017).
+  residual blocks (the first one "optimised", straight from the grey channel) down to the same grid
+  and a linear score over that whole grid; no BatchNorm (``critic_norm``: ``none`` or ``layer``), as
+  the ResNet models of Gulrajani et al. (2017).
 - ``baseline``: the earlier attempt's DCGAN recipe (ConvTranspose 4x4 from a square 4x4 grid with
   BatchNorm + ReLU, widths features x16 down to x2; critic Conv 4x4 stride 2 + InstanceNorm(affine)
   + LeakyReLU(0.2), widths features x1 up to x8; weights from N(0, 0.02)). It can only grow squares
@@ -128,11 +129,14 @@ class ResNetCritic(nn.Module):
         # full resolution it costs ~9 features^2 MACs per pixel instead of ~54 with a stem conv
         self.blocks = nn.Sequential(_DBlock(1, ch[0], cfg.critic_norm, first=True),
                                     *[_DBlock(ch[i], ch[i + 1], cfg.critic_norm) for i in range(n - 1)])
-        self.fc = nn.Linear(ch[n - 1], 1)
+        # the score reads the whole start grid (not a sum over it): with 3 blocks a 72x128 critic's
+        # receptive field is ~29 px, so pooling would make it a patch critic, blind to the layout
+        h0, w0, _ = start_grid(height, width, cfg.min_grid)
+        self.fc = nn.Linear(ch[n - 1] * h0 * w0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x))
-        return self.fc(h.sum(dim=(2, 3))).flatten()
+        return self.fc(h.flatten(1)).flatten()
 
 
 # -------------------------------------------------------------------------------------- baseline

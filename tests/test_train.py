@@ -230,6 +230,10 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     metrics = json.loads((project / "models" / variant / "live" / "metrics.json").read_text())
     assert metrics["step"] == 60
     assert stage not in dp.changed_stages(project, stage)
+    # `dvc plots show` renders the DVCLive scalars and the sample grids declared in dvc.yaml
+    dp.dvc(project, "plots", "show", "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "wasserstein" in html and "samples" in html
 
 
 def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
