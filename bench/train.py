@@ -66,6 +66,9 @@ def run_one(spec: dict) -> dict:
 
     from pipeline.train import TrainConfig, train
 
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+
     cfg = TrainConfig.baseline_recipe(**spec["cfg"]) if spec["baseline"] else TrainConfig(**spec["cfg"])
     h, w = spec["h"], spec["w"]
     images = torch.rand(max(64, cfg.batch), 1, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -95,6 +98,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default: 8 on the CPU, 64 on CUDA")
     ap.add_argument("--n-critic", type=int, default=2)
     ap.add_argument("--steps", type=int, default=None, help="generator steps per run (half of them warm-up)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default 1 on the CPU: on a shared machine, OpenMP barriers "
+                         "across descheduled threads dominate small ops; 0 = torch's default)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -106,7 +112,9 @@ def main() -> None:
     batch = args.batch or (64 if cuda else 8)
     steps = args.steps or (40 if cuda else 6)
     rows = []
+    threads = (0 if cuda else 1) if args.threads is None else args.threads
     for spec in _configs(args.device, sizes, batch, args.n_critic, steps):
+        spec["threads"] = threads
         r = subprocess.run([sys.executable, "-m", "bench.train", "--one", json.dumps(spec)],
                            capture_output=True, text=True)
         line = next((ln for ln in r.stdout.splitlines() if ln.startswith("ROW ")), None)
@@ -122,7 +130,7 @@ def main() -> None:
     cols = ["config", "size", "batch", "n_critic", "features", "device", "bf16", "images_per_s", "vs_baseline",
             "peak_mem_mb", "peak_mem_kind"]
     name = "train" if not cuda else "train_cuda"
-    save(name, {"device": args.device, "rows": rows, "ours": OURS,
+    save(name, {"device": args.device, "cpu_threads": threads or "torch default", "rows": rows, "ours": OURS,
                 "note": "images/s = generator steps x batch x (n_critic + 1) / s over the second half of "
                         "the steps; baseline = TrainConfig.baseline_recipe (fp32, no DiffAugment, no EMA)"},
          markdown_table(rows, cols))
