@@ -134,7 +134,7 @@ class Runtime:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _runtime(cfg: TrainConfig) -> Runtime:
+def _runtime(cfg: TrainConfig, threads: int | None = None) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -146,8 +146,8 @@ def _runtime(cfg: TrainConfig) -> Runtime:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if world > 1 and not use_cuda:   # share the cores between the ranks
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    if not use_cuda and (threads or world > 1):   # share the cores between the ranks
+        torch.set_num_threads(max(1, (threads or os.cpu_count() or 1) // world))
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and use_cuda)
     cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and use_cuda)
     if use_cuda:
@@ -262,13 +262,14 @@ def _trim_live_history(live_dir: Path, step: int) -> None:
 # ------------------------------------------------------------------------------------------ main
 def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
           split_csv: str | os.PathLike, out_dir: str | os.PathLike, *, stop_after: int | None = None,
-          images: torch.Tensor | None = None, progress: bool = True) -> dict:
+          images: torch.Tensor | None = None, progress: bool = True, threads: int | None = None) -> dict:
     """Train (or resume) one variant's GAN into ``out_dir``; returns a summary dict.
 
     ``stop_after`` ends the run after that many steps without exporting (as a kill would, for
-    tests); ``images`` bypasses reading ``images_dir`` (benchmarks).
+    tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
+    (split between the ranks; None: torch's default). Neither changes what is computed.
     """
-    rt = _runtime(cfg)
+    rt = _runtime(cfg, threads)
     on_cuda = rt.device.type == "cuda"
     out_dir = Path(out_dir)
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"

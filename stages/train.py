@@ -15,7 +15,8 @@ def main() -> None:
     variant = config.variant(name)
     cfg = config.stage_config("train", TrainConfig).for_variant(name)
     result = train(cfg, name, variant.height, variant.width, config.seed(),
-                   Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"))
+                   Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"),
+                   threads=config.workers())   # CPU threads: $DENTSYNTH_WORKERS or all cores
     if result.get("world", 1) == 1 or __import__("os").environ.get("RANK", "0") == "0":
         print(json.dumps(result, indent=1))
 

@@ -160,7 +160,8 @@ from pathlib import Path
 from pipeline.train import TrainConfig, train
 cfg = TrainConfig(steps=3, **{tiny!r})
 r = train(cfg, "v", {h}, {w}, 7, Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), progress=False)
-print("RESULT", r["world"], r["step"], r["finished"])
+import os, json
+Path(sys.argv[3], f"result_{{os.environ['RANK']}}.json").write_text(json.dumps(r))   # stdout interleaves
 """
 
 
@@ -179,7 +180,9 @@ def test_two_process_gloo_run_completes(dataset, tmp_path, repo_root):
                         str(split), str(out)], cwd=repo_root, env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert r.stdout.count("RESULT 2 3 True") == 2
+    for rank in (0, 1):
+        result = json.loads((out / f"result_{rank}.json").read_text())
+        assert (result["world"], result["step"], result["finished"]) == (2, 3, True)
     state = torch.load(out / "checkpoints" / "step_0000003.pt", weights_only=True)
     assert state["world"] == 2 and len(state["rng"]) == 2
     # the ranks drew different batches and noise
@@ -207,7 +210,7 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
                             "train.sample_every": 100, f"variants.{variant}.height": H,
                             f"variants.{variant}.width": W})
     stage = f"train@{variant}"
-    env = {**dp.env(), "OMP_NUM_THREADS": "1"}
+    env = {**dp.env(), "OMP_NUM_THREADS": "1", "DENTSYNTH_WORKERS": "1"}
     proc = subprocess.Popen([str(dp.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ckpts = project / "models" / variant / "checkpoints"
