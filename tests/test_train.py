@@ -249,3 +249,16 @@ def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
     gen, _ = load_generator(tmp_path / "m" / "generator.pt")
     assert all(p.dtype == torch.float32 for p in gen.parameters())
     assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
+
+
+def test_cpu_threads_share_the_idle_cores(monkeypatch):
+    from pipeline import train as train_mod
+
+    monkeypatch.setattr(train_mod.os, "sched_getaffinity", lambda _: set(range(8)))
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert train_mod.cpu_threads(None) == 8 and train_mod.cpu_threads(4) == 4
+    assert train_mod.cpu_threads(None, world=2) == 4
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (5.4, 0.0, 0.0))   # 5 cores busy elsewhere
+    assert train_mod.cpu_threads(None) == 3 and train_mod.cpu_threads(None, world=2) == 1
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert train_mod.cpu_threads(8) == 1
