@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bagit
-import yaml
 
 from . import atomic, config, pngio
 from .contact_sheet import contact_sheet
@@ -77,7 +76,7 @@ def sha256_file(path: Path) -> str:
 def read_lock(path: Path) -> dict:
     if not Path(path).exists():
         return {}
-    return yaml.safe_load(Path(path).read_text()) or {}
+    return config.parse_yaml(Path(path).read_text()) or {}  # YAML 1.2, as DVC writes it
 
 
 def _flagged(nearest_csv: Path) -> dict[tuple[str, str], str]:

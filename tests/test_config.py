@@ -76,3 +76,16 @@ def test_workers_env(monkeypatch):
     monkeypatch.setenv("DENTSYNTH_WORKERS", "x")
     with pytest.raises(config.ConfigError):
         config.workers()
+
+
+def test_params_are_read_as_dvc_reads_them(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml and may leave `16:9` unquoted: YAML 1.1 (PyYAML's
+    default) would read it as the base-60 integer 969; DVC (YAML 1.2) and we read a string."""
+    from pipeline import config
+
+    p = tmp_path / "params.yaml"
+    p.write_text("seed: 1\nvariants:\n  v: {source: full, aspect: 16:9, mode: letterbox, height: 72, width: 128}\n"
+                 "train: {lr: 2e-4, decay: .5, n: 0x10}\n")
+    params = config.load_params(p)
+    assert config.variant("v", params).aspect == "16:9"
+    assert params["train"] == {"lr": 2e-4, "decay": 0.5, "n": 16}

@@ -119,7 +119,7 @@ def test_params_change_reruns_only_what_depends_on_it(demo):
         if key is None:
             continue
         value = params[section][key]
-        dp.set_params(clone, {f"{section}.{key}": value + 1 if isinstance(value, int) else value * 1.5})
+        dp.set_params(clone, {f"{section}.{key}": value + 1 if isinstance(value, int) else value * 1.5 + 0.01})
         changed = dp.changed_stages(clone)
         (clone / "params.yaml").write_text(original)
         expected = {name for name, st in _expanded_stages(clone).items() if _declares(st, f"{section}.{key}")}

@@ -42,10 +42,24 @@ def _real(rng, n):
     return np.stack([render_opg(rng, H, W)[0] for _ in range(n)])
 
 
-@pytest.fixture(scope="module")
-def scored():
+def _real_opgs(folder, rng, n):
+    """``n`` real OPGs of ../shared (three devices), shuffled, downscaled to H x W, float [0, 1]."""
+    from pipeline.decode import decode_file
+
+    files = sorted((folder / "images").iterdir())
+    picked = [files[i] for i in rng.permutation(len(files))[:n]]
+    return np.stack([cv2.resize(pngio.to_float01(decode_file(f, "test").pixels), (W, H), interpolation=cv2.INTER_AREA)
+                     for f in picked]).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=["phantoms", "opg-dev"])
+def scored(request):
     rng = np.random.default_rng(2024)
-    heldout, fresh = _real(rng, 24), _real(rng, 24)
+    if request.param == "opg-dev":  # real radiographs (skips when ../shared is absent)
+        real = _real_opgs(request.getfixturevalue("opg_dev"), rng, 48)
+        heldout, fresh = real[:24], real[24:]
+    else:
+        heldout, fresh = _real(rng, 24), _real(rng, 24)
     candidates = {
         "real (unseen)": fresh,
         "blurred": np.stack([cv2.GaussianBlur(x, (0, 0), 1.5) for x in fresh]),
