@@ -27,6 +27,13 @@ FAST = EvaluateConfig(c2st=C2STConfig(epochs=15, max_side=64))   # C2ST at half 
 # a set-to-set spread of 0.014), and precision (fidelity) rates one *real* image repeated as
 # perfectly faithful (1.0, as real). Every other metric must be strictly better for real.
 BLIND = {("intensity-shifted", "ms_ssim_gap"): 0.01, ("one image repeated", "precision"): 0.05}
+# On 24 real OPGs from three devices the k-NN balls of the real set are wide: precision (fidelity)
+# saturates at 1.0 for blurred and intensity-shifted real images too (measured: 1.0, 1.0, 1.0); and
+# density (fidelity too) rewards one real image repeated (2.2 vs 1.32 for unseen real): fidelity
+# metrics cannot see mode collapse by design, recall, coverage, MS-SSIM and C2ST catch it in the
+# same test (None: not compared, the others must still all be strictly better).
+BLIND_REAL = {("blurred", "precision"): 0.05, ("intensity-shifted", "precision"): 0.05,
+              ("one image repeated", "density"): None}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,26 +78,29 @@ def scored(request):
     for name, images in candidates.items():
         t = time.perf_counter()
         out[name] = quality_metrics(heldout, images, FAST, 7, None, cache)
-        print(f"\n{name} ({time.perf_counter() - t:.1f} s): " + ", ".join(
+        print(f"\n[{request.param}] {name} ({time.perf_counter() - t:.1f} s): " + ", ".join(
             f"{k} {v['value']:.3g}" for k, v in out[name].items() if isinstance(v["value"], float)))
-    return out
+    return request.param, out
 
 
 @pytest.mark.parametrize("failure", ["blurred", "noise", "one image repeated", "intensity-shifted"])
 def test_real_beats_failure_on_every_metric(scored, failure):
+    data, scored = scored
+    blind = {**BLIND, **(BLIND_REAL if data == "opg-dev" else {})}
     real, bad = scored["real (unseen)"], scored[failure]
     checked = []
     for name, (better, kind) in METRICS.items():
         if kind != "quality" or name not in real or real[name]["value"] == NOT_COMPUTED:
             continue
-        if (failure, name) in BLIND:
-            assert abs(real[name]["value"] - bad[name]["value"]) <= BLIND[failure, name]
+        if (failure, name) in blind:
+            if blind[failure, name] is not None:
+                assert abs(real[name]["value"] - bad[name]["value"]) <= blind[failure, name]
             continue
         real[name]["better"], bad[name]["better"] = better, better
         assert is_better(real[name], bad[name]), \
             f"{name}: real {real[name]['value']:.4g} does not beat {failure} {bad[name]['value']:.4g} ({better} is better)"
         checked.append(name)
-    assert len(checked) >= 9   # fid/kid: not computed here (test_fid checks them)
+    assert len(checked) >= 8   # fid/kid: not computed here (test_fid checks them)
 
 
 # ---------------------------------------------------------------------------------- stage, end to end
