@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.common import OUT
 from pipeline import atomic
 
-BENCHMARKS = ["ingest", "audit", "crop", "letterbox", "train", "demo"]
+BENCHMARKS = ["preprocess", "train", "demo"]
 
 
 def main() -> int:

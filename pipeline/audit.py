@@ -26,20 +26,17 @@ orientation need every image's fingerprint), then write the cleaned kept images.
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import csv
 import logging
 import math
-import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from . import atomic, config, duplicates, pngio
+from . import atomic, config, duplicates, pngio, workpool
 from .frames import Cleaning
 
 log = logging.getLogger(__name__)
@@ -294,33 +291,6 @@ def _clean_one(image_id: str, src: Path, dst: Path, cleaning: Cleaning, inpaint:
         return f"{type(e).__name__}: {e}"
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
-def _map(fn: Callable, jobs: list[tuple], workers: int, desc: str, progress: bool) -> Iterator:
-    """Results of ``fn(*job)`` in job order; a process pool (forkserver) with a bounded window."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress)
-    if workers <= 1:
-        for job in jobs:
-            yield fn(*job)
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("forkserver")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-            window: collections.deque = collections.deque()
-            it = iter(jobs)
-            for job in it:
-                window.append(pool.submit(fn, *job))
-                if len(window) >= 4 * workers:
-                    yield window.popleft().result()
-                    bar.update()
-            while window:
-                yield window.popleft().result()
-                bar.update()
-    bar.close()
-
-
 # -------------------------------------------------------------------------------------- decisions
 def orientation_scores(descriptors: list[np.ndarray | None], iterations: int = 3) -> tuple[list[float], list[float]]:
     """(orientation, template_corr) per image against the archive's own mean OPG.
@@ -506,7 +476,7 @@ def run_audit(cfg: AuditConfig, ingested: Path, out_dir: Path, report_dir: Path 
     ids, n_files, patient, colour = read_ingest_manifest(ingested / "manifest.csv")
     n_workers = config.workers(workers)
     jobs = [(i, ingested / "images" / f"{i}.png", cfg) for i in ids]
-    measured = list(_map(_measure_one, jobs, n_workers, "audit: measure", progress))
+    measured = list(workpool.imap(_measure_one, jobs, n_workers, "audit: measure", progress))
     rows = decide(measured, n_files, cfg)
     for r in rows:  # a true-colour source (a photo?): for the steward's eye, not a rejection
         if r["image_id"] in colour:
@@ -522,7 +492,7 @@ def run_audit(cfg: AuditConfig, ingested: Path, out_dir: Path, report_dir: Path 
             inpaint = cfg.inpaint_text and "burned_in_text" in r["flags"]
             jobs2.append((r["image_id"], ingested / "images" / f"{r['image_id']}.png",
                           tmp / "images" / f"{r['image_id']}.png", cl, inpaint, cfg))
-        for r, err in zip(kept, _map(_clean_one, jobs2, n_workers, "audit: clean", progress)):
+        for r, err in zip(kept, workpool.imap(_clean_one, jobs2, n_workers, "audit: clean", progress)):
             if err:  # could not write the cleaned copy: a recorded rejection
                 r["verdict"], r["reasons"] = "reject", ";".join(filter(None, [r["reasons"], "unreadable"]))
         _write_csv(tmp / "audit.csv", rows, AUDIT_COLUMNS)

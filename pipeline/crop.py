@@ -36,20 +36,16 @@ the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
 import csv
 import logging
-import multiprocessing
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from . import atomic, config, pngio
+from . import atomic, config, pngio, workpool
 from .frames import Cleaning
 
 log = logging.getLogger(__name__)
@@ -377,10 +373,6 @@ def crop_one(image_id: str, src: Path, cleaning: Cleaning, images_dir: Path, thu
     return row
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
 def jobs(audit_dir: Path, ingested_manifest: Path) -> list[tuple[str, Cleaning]]:
     """(image_id, cleaning) of every kept image, sorted by id."""
     kept = {r["image_id"] for r in _read_table(audit_dir / "kept.csv")}
@@ -405,31 +397,13 @@ def run_crop(cfg: CropConfig, audit_dir: Path, ingested_manifest: Path, out_dir:
     audit_dir = Path(audit_dir)
     todo = jobs(audit_dir, Path(ingested_manifest))
     n = config.workers(workers)
-    rows: list[dict] = []
     Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
     with atomic.directory(out_dir) as tmp, tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as thumbs_tmp:
         thumbs = Path(thumbs_tmp)
         images = tmp / "images"
         images.mkdir()
         args = lambda iid, cl: (iid, audit_dir / "images" / f"{iid}.png", cl, images, thumbs, cfg)  # noqa: E731
-        bar = tqdm(total=len(todo), desc="crop", unit="img", disable=not progress)
-        if n <= 1:
-            for iid, cl in todo:
-                rows.append(crop_one(*args(iid, cl)))
-                bar.update()
-        else:
-            ctx = multiprocessing.get_context("forkserver")
-            with cf.ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker) as pool:
-                pending = collections.deque(todo)
-                futs: set[cf.Future] = set()
-                while pending or futs:
-                    while pending and len(futs) < 4 * n:
-                        futs.add(pool.submit(crop_one, *args(*pending.popleft())))
-                    done, futs = cf.wait(futs, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        rows.append(fut.result())
-                        bar.update()
-        bar.close()
+        rows = list(workpool.imap(crop_one, [args(iid, cl) for iid, cl in todo], n, "crop", progress))
         rows.sort(key=lambda r: r["image_id"])
         with atomic.open_file(tmp / "manifest.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)

@@ -13,19 +13,15 @@ its threshold).
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import json
-import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
-from . import atomic, config, pngio
+from . import atomic, config, pngio, workpool
 from .c2st import C2STConfig, c2st, embed, standardise
 from .diversity import DiversityConfig, diversity, mean_pairwise_ms_ssim
 from .fid import FIDConfig, features, fid_kid, load_inception, weights_available
@@ -141,10 +137,6 @@ def read_split(split_csv: str | os.PathLike) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
 def _load_one(path: str, mem: MemorisationConfig | None):
     img = pngio.read_float01(path)
     return img if mem is None else descriptor(img, mem)
@@ -154,12 +146,8 @@ def load_many(paths: list[Path], workers: int, mem: MemorisationConfig | None = 
     """Images (or memorisation descriptors when ``mem`` is given) of ``paths``, in order."""
     if not paths:
         raise ValueError(f"{desc}: no images")
-    if workers <= 1 or len(paths) < 64:
-        return np.stack([_load_one(str(p), mem) for p in paths])
-    ctx = multiprocessing.get_context("forkserver")
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-        items = pool.map(_load_one, [str(p) for p in paths], [mem] * len(paths), chunksize=16)
-        return np.stack(list(tqdm(items, total=len(paths), desc=desc, unit="img", mininterval=5)))
+    n = workers if len(paths) >= 64 else 1  # a pool costs more than it saves on a few images
+    return np.stack(list(workpool.imap(_load_one, [(str(p), mem) for p in paths], n, desc)))
 
 
 def _subsample(paths: list[Path], limit: int, seed: int) -> list[Path]:

@@ -13,7 +13,6 @@ import concurrent.futures as cf
 import csv
 import hashlib
 import logging
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from . import atomic, config, pngio
+from . import atomic, config, pngio, workpool
 from .decode import DecodeError, decode_file
 
 log = logging.getLogger(__name__)
@@ -124,21 +123,10 @@ def _sniff_quietly(path: Path) -> str:
         return "unknown"
 
 
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _pool(workers: int) -> cf.ProcessPoolExecutor:
-    ctx = multiprocessing.get_context("forkserver")
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
-
-
 def _run_pool(paths: list[Path], workers: int, args: tuple) -> Iterator[tuple[Path, dict | None]]:
     """Yield (path, row) as files finish; row is None for files whose worker died."""
     pending = collections.deque(paths)
-    with _pool(workers) as pool:
+    with workpool.pool(workers) as pool:
         in_flight: dict[cf.Future, Path] = {}
         while pending or in_flight:
             while pending and len(in_flight) < 4 * workers:

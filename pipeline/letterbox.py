@@ -7,10 +7,7 @@ padding (``pad_value``) in float32 [0, 1], then a 16-bit PNG.
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
 import csv
-import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +17,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from . import atomic, config, geometry, pngio
+from . import atomic, config, geometry, pngio, workpool
 
 
 @dataclass(frozen=True)
@@ -89,11 +85,6 @@ def letterbox_one(image_id: str, src: Path, out_dir: Path, variant: config.Varia
     return t.row(image_id)
 
 
-def _init_worker() -> None:
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    cv2.setNumThreads(1)
-
-
 def source_ids(source: str, audit_dir: Path, crops_dir: Path) -> tuple[list[str], Path]:
     """The image ids to process and the folder holding their PNGs, for a variant's source."""
     if source == "full":
@@ -110,28 +101,10 @@ def run_letterbox(name: str, variant: config.Variant, cfg: LetterboxConfig, audi
     """Stage ``letterbox@name``: -> ``out_root/name/images/*.png`` + ``transforms.csv``."""
     ids, images = source_ids(variant.source, Path(audit_dir), Path(crops_dir))
     n = config.workers(workers)
-    rows: list[dict] = []
     with atomic.directory(Path(out_root) / name) as tmp:
         (tmp / "images").mkdir()
-        bar = tqdm(total=len(ids), desc=f"letterbox {name}", unit="img", disable=not progress)
-        if n <= 1:
-            for iid in ids:
-                rows.append(letterbox_one(iid, images / f"{iid}.png", tmp / "images", variant, cfg))
-                bar.update()
-        else:
-            ctx = multiprocessing.get_context("forkserver")
-            with cf.ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker) as pool:
-                pending = collections.deque(ids)
-                futs: set[cf.Future] = set()
-                while pending or futs:
-                    while pending and len(futs) < 4 * n:
-                        iid = pending.popleft()
-                        futs.add(pool.submit(letterbox_one, iid, images / f"{iid}.png", tmp / "images", variant, cfg))
-                    done, futs = cf.wait(futs, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        rows.append(fut.result())
-                        bar.update()
-        bar.close()
+        jobs = [(iid, images / f"{iid}.png", tmp / "images", variant, cfg) for iid in ids]
+        rows = list(workpool.imap(letterbox_one, jobs, n, f"letterbox {name}", progress))
         rows.sort(key=lambda r: r["image_id"])
         with atomic.open_file(tmp / "transforms.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=geometry.TRANSFORM_COLUMNS)
