@@ -8,20 +8,18 @@ inside worker processes and divided by the worker count (perfect scaling). `vs_f
 time per image / floor per image; `speedup` = stage images/s with 2 workers / with 1. Pool start-up
 is part of the stage time: with a few dozen images it weighs more than on an archive of thousands.
 
-    python -m bench.preprocess [--n 32] [--width 2900] [--height 1400]
+    python -m bench.preprocess [--n 64] [--width 2900] [--height 1400]
 """
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import csv
-import multiprocessing
 import tempfile
 import time
 from pathlib import Path
 
 from bench.common import markdown_table, save, timed
-from pipeline import config, phantoms, pngio
+from pipeline import config, phantoms, pngio, workpool
 from pipeline.audit import AuditConfig, run_audit
 from pipeline.crop import CropConfig, run_crop
 from pipeline.decode import decode_file
@@ -46,16 +44,10 @@ def _floor_one(src: str, raw: bool, dst: str) -> float:
     return (t1 - t0) + (time.perf_counter() - t2)
 
 
-def _init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def floor_ms(pairs: list[tuple[Path, bool, Path]], workers: int) -> float:
-    """Floor per image in ms with ``workers`` processes (per-image work timed in the workers)."""
-    ctx = multiprocessing.get_context("forkserver")
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init) as pool:
+    """Floor per image in ms with ``workers`` processes (per-image work timed in the workers, which
+    are set up as the stages' are: pipeline.workpool)."""
+    with workpool.pool(workers) as pool:
         seconds = list(pool.map(_floor_one, *zip(*[(str(s), r, str(d)) for s, r, d in pairs])))
     return 1000 * sum(seconds) / len(seconds) / workers
 
@@ -96,7 +88,7 @@ def run(root: Path, raw: Path, workers: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=32, help="clean full-size OPGs to generate")
+    ap.add_argument("--n", type=int, default=64, help="clean full-size OPGs to generate")
     ap.add_argument("--width", type=int, default=2900)
     ap.add_argument("--height", type=int, default=1400)
     args = ap.parse_args()

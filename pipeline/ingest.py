@@ -126,7 +126,7 @@ def _sniff_quietly(path: Path) -> str:
 def _run_pool(paths: list[Path], workers: int, args: tuple) -> Iterator[tuple[Path, dict | None]]:
     """Yield (path, row) as files finish; row is None for files whose worker died."""
     pending = collections.deque(paths)
-    with workpool.pool(workers) as pool:
+    with workpool.pool(workers, (__name__,)) as pool:
         in_flight: dict[cf.Future, Path] = {}
         while pending or in_flight:
             while pending and len(in_flight) < 4 * workers:

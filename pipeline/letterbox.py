@@ -15,6 +15,7 @@ from typing import Literal
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import albumentations as A  # at import time: the forkserver preloads it once for every worker
 import cv2
 import numpy as np
 
@@ -60,7 +61,6 @@ def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
 
 def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple[np.ndarray, geometry.Transform]:
     """One image -> (float32 [0, 1] image of exactly variant.height x variant.width, its transform)."""
-    import albumentations as A
 
     h, w = img.shape[:2]
     t = geometry.plan(w, h, variant.width, variant.height, variant.mode)
