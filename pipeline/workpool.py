@@ -33,16 +33,18 @@ _SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def pool(workers: int, preload: tuple[str, ...] = ()) -> cf.ProcessPoolExecutor:
-    """A pool of ``workers`` processes forked from a server that has imported ``preload`` and the
-    main module once: a worker then starts in milliseconds instead of importing them again (which
-    Python's own ``__main__`` preload never does for ``python -m``; albumentations alone takes 2 s).
-    The server is started by the first pool of the process; later pools reuse it."""
+    """A pool of ``workers`` processes forked from a server that has imported ``preload`` and every
+    pipeline module this process has imported, once: a worker then starts in milliseconds instead of
+    importing them again (Python's own ``__main__`` preload never happens for ``python -m``;
+    albumentations alone takes 2 s). The first pool of a process starts the server; later pools
+    reuse it."""
     for var in _SINGLE_THREADED:
         os.environ.setdefault(var, "1")
     ctx = multiprocessing.get_context("forkserver")
-    main = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None)
-    modules = [m for m in (__name__, *preload, main) if m and m != "__main__" and not m.endswith(".__main__")]
-    ctx.set_forkserver_preload(list(dict.fromkeys(modules)))
+    # what this process already imported of the pipeline: the worker re-runs the main module, whose
+    # imports then come from the server's memory (preloading the main module itself makes runpy warn)
+    imported = sorted(m for m in sys.modules if m.startswith(f"{__package__}."))
+    ctx.set_forkserver_preload(list(dict.fromkeys([__name__, *preload, *imported])))
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
 
 
