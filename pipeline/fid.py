@@ -88,7 +88,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         # x y', so tr((S1 S2)^1/2) is the nuclear norm of the small (n1, n2) matrix x y' (exact).
         tr_covmean = float(np.linalg.svd(x @ y.T, compute_uv=False).sum())
     else:
-        covmean, _ = linalg.sqrtm((x.T @ x) @ (y.T @ y), disp=False)
+        covmean = linalg.sqrtm((x.T @ x) @ (y.T @ y))
         tr_covmean = float(np.trace(covmean.real))
     return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2.0 * tr_covmean)
 
