@@ -23,3 +23,15 @@ def opg_dev() -> Path:
     if not (SHARED_OPG / "images").is_dir():
         pytest.skip("../shared/data/opg-dev is absent (fresh clone): real-OPG test skipped")
     return SHARED_OPG
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small networks on a shared 2-core machine: two torch threads run far slower than one
+    (spinning workers). Tests that train or score with torch use it (pytestmark)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

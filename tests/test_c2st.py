@@ -10,12 +10,7 @@ from pipeline.c2st import C2STConfig, auc, c2st, embed, standardise
 from pipeline.phantoms import render_opg
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

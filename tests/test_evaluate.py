@@ -36,13 +36,7 @@ BLIND_REAL = {("blurred", "precision"): 0.05, ("intensity-shifted", "precision")
               ("one image repeated", "density"): None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two threads on a shared 2-core machine run ten times slower than one (spinning workers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _real(rng, n):

@@ -12,12 +12,7 @@ from pipeline.models import (ModelConfig, build_critic, build_generator, export_
                              load_generator, start_grid)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("hw, expected", [

@@ -25,12 +25,7 @@ TINY = dict(z_dim=8, features=4, max_features=16, batch=4, n_critic=2, log_every
             checkpoint_every=2, sample_count=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_dataset(root: Path, n: int = 12, size=(H, W), seed: int = 0) -> tuple[Path, Path]:
