@@ -131,7 +131,8 @@ def test_orientation_scores_find_the_upside_down_image():
     assert np.isnan(orient[8]) and all(c > 0.3 for c in corr[:8])
 
 
-def _ingested(folder, images):
+def write_ingested(folder, images):
+    """``images`` (float [0, 1]) as an ingest output in ``folder``: images/<id>.png + manifest.csv."""
     (folder / "images").mkdir(parents=True)
     rows = []
     for img in images:
@@ -149,7 +150,7 @@ def test_upside_down_image_is_turned_and_trimmed_in_the_turned_frame(tmp_path):
     turned = np.zeros((276, 530), np.float32)  # a black border on two sides, then turned over
     turned[20:, 18:] = imgs[5]
     imgs[5] = turned[::-1, ::-1]
-    ids = _ingested(tmp_path / "ingested", imgs)
+    ids = write_ingested(tmp_path / "ingested", imgs)
     rows = {r["image_id"]: r for r in audit.run_audit(AuditConfig(), tmp_path / "ingested", tmp_path / "audit", None,
                                                         workers=1, progress=False)}
     r = rows[ids[5]]

@@ -4,9 +4,10 @@ import re
 import cv2
 import numpy as np
 
-from pipeline import audit, audit_report, ingest, phantoms, pngio
+from pipeline import audit, audit_report, phantoms
 from pipeline.audit import AuditConfig
 from tests.browser import screenshot
+from tests.test_audit import write_ingested
 
 
 def _archive(folder):
@@ -15,14 +16,7 @@ def _archive(folder):
     imgs[5] = cv2.GaussianBlur(imgs[5], (0, 0), 6)
     imgs[6] = phantoms._burn_text(imgs[6], np.random.default_rng(1))
     imgs.append(phantoms.render_periapical(np.random.default_rng(3), 300, 300))
-    (folder / "images").mkdir(parents=True)
-    rows = []
-    for img in imgs:
-        px = pngio.to_uint16(img)
-        iid = ingest.image_id(px)
-        pngio.write_png16(folder / "images" / f"{iid}.png", px)
-        rows.append(dict.fromkeys(ingest.MANIFEST_COLUMNS, "") | {"image_id": iid, "source_path": iid, "status": "ok"})
-    ingest.write_manifest(folder / "manifest.csv", rows)
+    write_ingested(folder, imgs)
 
 
 def test_report_is_self_contained_and_renders_with_gallery(tmp_path):
