@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.common import OUT
 from pipeline import atomic
 
-BENCHMARKS = ["preprocess", "train", "demo"]
+BENCHMARKS = ["preprocess", "train", "demo", "crop_fit"]
 
 
 def main() -> int:

@@ -4,34 +4,39 @@ Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and st
 1st..99.5th percentiles:
 
 1. **Occlusal gap.** The dark band between the upper and lower crowns. A *valley* map (how much
-   darker a pixel is than both the pixels ``valley_reach`` above and below it, on an image smoothed
+   darker a pixel is than both the pixels 3.5 % of the height above and below it, on an image smoothed
    along the rows) peaks there; per column of the central 40 % the deepest valley in the middle
    rows is taken, and a parabola (the "smile" of the occlusal plane) is fitted to those points by
    iteratively re-weighted least squares. Its curvature is clamped to what a smile can be.
 2. **Straightening.** The map of *vertical structure* (structure-tensor energy of horizontal
    minus vertical gradients: teeth, roots and the gaps between them are vertical; bone, soft tissue
    and the occlusal gap are not), clipped at its 98th percentile so metal fillings do not dominate,
-   is resampled row by row relative to the fitted curve: the arches become two horizontal bands.
-3. **Intensity projections.** The row projection of the straightened map over the central columns
-   has one lobe for the upper teeth and one for the lower teeth; the box's top and bottom are where
-   each lobe falls below ``edge_fraction`` of its peak (a morphological closing first bridges the
-   dips between crown and root). The column projection within those rows gives the left and right
-   ends of the arches the same way, searched outwards from the midline.
-4. **Landmarks.** The box's rows come from anatomy, not from the lobes (which overshoot into the
-   nasal floor and the mandible): the occlusal gap at the midline and under the molars (searched
-   near the curve), and the distance from the gap down to the mandible's inferior border (the
-   lowest strong bright-above/dark-below step under the premolars: this jaw's scale). Top = side gap
-   - (``up[0]`` x mandible distance + ``up[1]`` x height); bottom = midline gap + ``down[0]`` x
-   mandible distance + ``down[1]`` x height. Left/right: the gap's extent clamped to ``left``/``right``.
-   The four scalars were fitted on the 21 annotated real OPGs (every tooth inside) and the phantoms.
+   and a white top-hat of the image (small bright things: enamel, fillings) are resampled row by
+   row relative to the fitted curve: the arches become two horizontal bands either side of row 0.
+3. **Left/right: crowns.** Per column, the 90th percentile of the top-hat in the crown band
+   (``crown_band`` of the height either side of the gap). From the central columns outwards, the
+   arch goes on while that profile stays above ``crown_fraction`` of its central median (gaps up to
+   ``crown_run`` of the width are bridged: a missing tooth); the last crown column plus
+   ``side_margin`` of the width is the edge, clamped to the ``left`` / ``right`` ranges (the outer
+   bound is the widest arch seen; the inner bound keeps at least the front teeth). A partly
+   edentulous jaw gets a narrower box; a full arch stops at the outer bound.
+4. **Top/bottom: landmarks and roots.** The distance from the gap down to the mandible's inferior
+   border (the lowest strong bright-above/dark-below step under the premolars) is this jaw's scale.
+   The row projection of the straightened vertical structure over the teeth columns has a lobe for
+   the upper and one for the lower teeth; where each falls below ``root_fraction`` of its peak is a
+   *root edge* (the roots' own evidence). Top = highest gap row - (``up[0]`` x upper root edge +
+   ``up[1]`` x mandible distance + ``up[2]`` x height); bottom = lowest gap row + ``down[0]`` x lower
+   root edge + ``down[1]`` x mandible distance + ``down[2]`` x height. The coefficients are least-squares fits on the 21 annotated real OPGs, each
+   offset raised until every annotated box and every fitting phantom is covered:
+   ``python -m bench.crop_fit`` refits them and prints in-sample and leave-one-out results.
 5. **Margin.** The box grows by ``margin`` of the image width/height on each side (``top_margin`` more
-   above: tooth germs and canine roots make the top the least certain edge) and is clipped to the image.
+   above) and is clipped to the image.
 
 Confidence (0..1) is the product of soft scores: how many gap points agree with the fitted curve,
-how deep the gap is, whether both lobes stand out of the background, and whether the box has a
-plausible size and position for an OPG (measured before the priors). Below ``min_confidence`` the
-manifest says ``method=fallback`` and the box is the landmark rows with the widest plausible columns
-when a gap was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
+how deep the gap is, whether both lobes stand out of the background, and whether the crowns' width,
+the raw lobes' height and the gap's centre are plausible for an OPG. Below ``min_confidence`` the manifest says
+``method=fallback`` and the box is the landmark rows with the widest plausible columns when a gap
+was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
 the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
 """
 from __future__ import annotations
@@ -62,15 +67,20 @@ class CropConfig:
     top_margin: float = 0.0         # extra margin above (the top edge is the least certain: tooth germs, long canines)
     min_confidence: float = 0.35    # below: use the fallback window
     fallback: list[float] = field(default_factory=lambda: [0.15, 0.12, 0.85, 0.92])  # x0 y0 x1 y1 fractions
-    edge_fraction: float = 0.10     # a lobe ends where the projection falls below this share of its peak
-    gap_fraction: float = 0.15      # the arches end where the gap depth falls below this share of its median
+    edge_fraction: float = 0.10     # confidence: a lobe ends where the projection falls below this share of its peak
+    gap_fraction: float = 0.15      # confidence: the occlusal gap ends where its depth falls below this share of its median
     gap_band: list[float] = field(default_factory=lambda: [0.38, 0.75])   # rows searched for the occlusal gap
-    # teeth top = occlusal gap at the sides - (up[0] x mandible distance + up[1] x height);
-    # teeth bottom = occlusal gap at the midline + down[0] x mandible distance + down[1] x height
-    up: list[float] = field(default_factory=lambda: [0.70, 0.023])
-    down: list[float] = field(default_factory=lambda: [0.20, 0.231])
-    left: list[float] = field(default_factory=lambda: [0.185, 0.19])  # plausible left end (x width)
-    right: list[float] = field(default_factory=lambda: [0.805, 0.81])  # plausible right end
+    crown_band: float = 0.12        # crowns: rows this share of the height either side of the gap
+    crown_fraction: float = 0.20    # the arch goes on while the crown profile is above this share of its central median
+    crown_run: float = 0.02         # crown-less stretches up to this share of the width are bridged (a missing tooth)
+    side_margin: float = 0.02       # added outside the last crown column (share of the width)
+    root_fraction: float = 0.60     # a root edge: the upper / lower teeth lobe falls below this share of its peak
+    # teeth top = highest gap row - (up[0] x upper root edge + up[1] x mandible distance + up[2] x height);
+    # teeth bottom = lowest gap row + down[0] x lower root edge + down[1] x mandible distance + down[2] x height
+    up: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.235])
+    down: list[float] = field(default_factory=lambda: [0.511, 0.315, 0.057])
+    left: list[float] = field(default_factory=lambda: [0.185, 0.35])   # left edge clamped to [outer, inner] (x width)
+    right: list[float] = field(default_factory=lambda: [0.65, 0.81])   # right edge clamped to [inner, outer]
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -85,16 +95,20 @@ class CropConfig:
             raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
         if not 0 <= self.top_margin <= 1:
             raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
-        for name in ("up", "down"):
+        for name, n in (("up", 3), ("down", 3)):
             r = list(getattr(self, name))
-            if len(r) != 2 or not (0 <= r[0] <= 2 and -0.5 <= r[1] <= 1):
-                raise config.ConfigError(f"crop.{name} must be [share of the mandible distance, share of the height]; got {r}")
+            if len(r) != n or not all(-0.5 <= x <= 2 for x in r):
+                raise config.ConfigError(f"crop.{name} must be {n} coefficients in [-0.5, 2] (see pipeline/crop.py); got {r}")
         for name in ("gap_band", "left", "right"):
             r = list(getattr(self, name))
             if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
                 raise config.ConfigError(f"crop.{name} must be [lo, hi] fractions with lo <= hi; got {r}")
-        if not 0 < self.edge_fraction < 1:
-            raise config.ConfigError(f"crop.edge_fraction must be in (0, 1), got {self.edge_fraction}")
+        for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise config.ConfigError(f"crop.{name} must be in (0, 1), got {getattr(self, name)}")
+        for name in ("crown_band", "crown_run", "side_margin"):
+            if not 0 <= getattr(self, name) <= 0.5:
+                raise config.ConfigError(f"crop.{name} must be in [0, 0.5], got {getattr(self, name)}")
         if self.work_width < 128:
             raise config.ConfigError(f"crop.work_width must be >= 128, got {self.work_width}")
         if not 0 <= self.png_compression <= 9:
@@ -110,6 +124,22 @@ class Detection:
     method: str  # detected | fallback
     detected: tuple[int, int, int, int] | None = None  # the detector's box even when not used
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """What the detector measured, in work pixels (the image shrunk by ``scale``), before the box."""
+
+    scale: float            # work pixels per source pixel
+    size: tuple[int, int]   # work image (width, height)
+    left: float             # teeth columns (clamped crown extent)
+    right: float
+    gap_top: float          # highest / lowest row of the occlusal curve over the teeth columns
+    gap_bottom: float
+    mandible: float         # rows from the gap down to the mandible's inferior border
+    upper_root_edge: float  # rows from the gap up to where the upper roots' lobe fades
+    root_edge: float        # rows from the gap down to where the lower roots' lobe fades
+    scores: dict            # confidence factors
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -194,25 +224,26 @@ def _mandible_distance(g: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, reach:
     return float((peaks[-1] if peaks else int(np.argmax(drop))) + lo - reach)
 
 
-def _side_gap(valley: np.ndarray, curve: np.ndarray) -> float:
-    """Mean row of the occlusal gap under the molars (columns 20-30 % and 70-80 %), found near the
-    fitted curve: the parabola is fitted on the front teeth and often under-bends at the back."""
-    hh, ww = valley.shape
-    r = max(2, int(0.07 * hh))
-    rows = []
-    for x in (*range(int(0.2 * ww), int(0.3 * ww)), *range(int(0.7 * ww), int(0.8 * ww))):
-        y0 = int(np.clip(round(float(curve[x])), 0, hh - 1))
-        a = max(0, y0 - r)
-        rows.append(a + int(np.argmax(valley[a:y0 + r, x])))
-    return float(np.median(rows[:len(rows) // 2]) + np.median(rows[len(rows) // 2:])) / 2
-
-
 def _extent(profile: np.ndarray, start: int, step: int, frac: float) -> int:
     thr = frac * profile[start]
     i = start
     while 0 <= i + step < len(profile) and profile[i + step] > thr:
         i += step
     return i
+
+
+def _crown_extent(profile: np.ndarray, start: int, step: int, thr: float, run: int) -> int:
+    """From ``start`` outwards by ``step``: the last index above ``thr`` before ``run`` indices in a row below it."""
+    last, miss, i = start, 0, start
+    while 0 <= i < len(profile):
+        if profile[i] > thr:
+            last, miss = i, 0
+        else:
+            miss += 1
+            if miss > run:
+                break
+        i += step
+    return last
 
 
 def _soft(x: float, lo: float, hi: float) -> float:
@@ -226,82 +257,114 @@ def _window(frac, w: int, h: int) -> tuple[int, int, int, int]:
 
 
 # ----------------------------------------------------------------------------------------- detector
-def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
-    """The teeth box of one OPG (2-D grey array, any dtype), in that image's pixel frame."""
+def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
+    """The detector's measurements on one OPG (2-D grey array, any dtype); :func:`detect_teeth` turns
+    them into a box, ``bench/crop_fit.py`` fits the box coefficients on them."""
     if img.ndim != 2 or min(img.shape) < 16:
         raise ValueError(f"expected a 2-D grey image of at least 16x16, got shape {img.shape}")
-    h, w = img.shape
     g, s = _prepare(img, cfg.work_width)
     hh, ww = g.shape
     v = _vertical_structure(g)
     coef, inliers, contrast, valley = _occlusal_curve(g, v, cfg.gap_band)
 
-    # straighten along the occlusal curve: row t of S is t rows from the curve
+    # straighten along the occlusal curve: row t of a straightened map is t rows from the curve
     u = np.arange(ww, dtype=np.float32) / ww - 0.5
     curve = (coef[0] * u * u + coef[1] * u + coef[2]).astype(np.float32)
     reach = int(0.5 * hh)
     ts = np.arange(-reach, reach + 1, dtype=np.float32)
     mapy = curve[None, :] + ts[:, None]
     mapx = np.broadcast_to(np.arange(ww, dtype=np.float32), mapy.shape).copy()
-    straight = cv2.remap(v, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
+    def straighten(a: np.ndarray) -> np.ndarray:
+        return cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    straight = straighten(v)
     c0, c1 = int(0.3 * ww), int(0.7 * ww)
+
+    # left/right: crowns (small bright things: a white top-hat) in the band either side of the gap
+    k = max(3, int(0.06 * hh) | 1)
+    tophat = straighten(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))))
+    band = max(1, int(cfg.crown_band * hh))
+    crowns = np.percentile(tophat[reach - band:reach + band], 90, axis=0).astype(np.float32)
+    crowns = cv2.GaussianBlur(crowns[:, None], (0, 0), 2.0).ravel()
+    m0, m1 = int(0.35 * ww), int(0.65 * ww)
+    thr = cfg.crown_fraction * float(np.median(crowns[m0:m1]))
+    run = int(round(cfg.crown_run * ww))
+    left = _crown_extent(crowns, m0, -1, thr, run) - cfg.side_margin * ww
+    right = _crown_extent(crowns, m1, +1, thr, run) + 1 + cfg.side_margin * ww
+    left = float(np.clip(left, cfg.left[0] * ww, cfg.left[1] * ww))
+    right = float(np.clip(right, cfg.right[0] * ww, cfg.right[1] * ww))
+    xs = slice(int(left), int(np.ceil(right)))
+
+    # top/bottom: the jaw's scale (gap to mandible border) and the lower roots' own lobe
+    mand = float(np.clip(_mandible_distance(g, mapx, mapy, reach), 0.25 * hh, 0.5 * hh))
+    teeth_rows = straight[:, xs].mean(1)
+    upper_teeth, lower_teeth = teeth_rows[:reach], teeth_rows[reach + 1:]
+    upper_root_edge = float(reach - _extent(upper_teeth, int(upper_teeth.argmax()), -1, cfg.root_fraction))
+    root_edge = float(_extent(lower_teeth, int(lower_teeth.argmax()), +1, cfg.root_fraction) + 1)
+
+    # confidence: the raw lobes and gap extent (not the box) must look like an OPG's
     rows = straight[:, c0:c1].mean(1)
-    k = max(3, int(0.04 * hh) | 1)
-    rows = cv2.morphologyEx(rows[:, None], cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)).ravel()
+    kr = max(3, int(0.04 * hh) | 1)
+    rows = cv2.morphologyEx(rows[:, None], cv2.MORPH_CLOSE, np.ones((kr, 1), np.uint8)).ravel()
     rows = cv2.GaussianBlur(rows[:, None], (0, 0), 1.5).ravel()
     upper, lower = rows[:reach], rows[reach + 1:]
     pu, pl = int(upper.argmax()), int(lower.argmax())
     top = _extent(upper, pu, -1, cfg.edge_fraction) - reach
     bottom = _extent(lower, pl, +1, cfg.edge_fraction) + 1
+    gl, gr = _gap_extent(straighten(valley), reach, c0, c1, cfg.gap_fraction)
+    gxs = slice(max(gl, 0), min(gr, ww))
+    raw = (gl, float(curve[gxs].min()) + top, gr, float(curve[gxs].max()) + bottom)
+    mid = float(curve[c0:c1].mean())
+    background = float(np.median(rows)) + 1e-9
+    lobes = min(upper[pu], lower[pl]) / background
+    bw, bh = (right - left) / ww, (raw[3] - raw[1]) / hh
+    cx = (raw[0] + raw[2]) / 2 / ww
+    scores = {
+        "gap_fit": _soft(inliers, 0.3, 0.7),
+        "gap_depth": _soft(contrast, 0.05, 0.25),
+        "lobes": _soft(lobes, 1.1, 1.6),
+        "width": _soft(bw, 0.15, 0.3),   # of the crowns; too wide / too tall is what the ranges clamp; too small is a miss
+        "height": _soft(bh, 0.1, 0.25),
+        "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
+        "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
+    }
+    return Landmarks(s, (ww, hh), left, right, float(curve[xs].min()), float(curve[xs].max()), mand, upper_root_edge,
+                     root_edge, scores)
 
-    # left/right: the occlusal gap (dark between bright crowns) runs exactly as far as the teeth
-    vstraight = cv2.remap(valley, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    near = max(2, int(0.04 * hh))
+
+def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float) -> tuple[int, int]:
+    """Columns over which the occlusal gap (dark between bright crowns) runs, from the middle out."""
+    ww = vstraight.shape[1]
+    near = max(2, int(0.04 * vstraight.shape[0]))
     cols = vstraight[reach - near:reach + near + 1].max(0)
     kc = max(3, int(0.06 * ww) | 1)
     cols = cv2.morphologyEx(cols[:, None], cv2.MORPH_CLOSE, np.ones((kc, 1), np.uint8)).ravel()
     cols = cv2.GaussianBlur(cols[:, None], (0, 0), 2.0).ravel()
-    ref = float(np.median(cols[c0:c1]))
-    thr = cfg.gap_fraction * ref
+    thr = frac * float(np.median(cols[c0:c1]))
     centre = c0 + int(np.argmax(cols[c0:c1] > thr)) if (cols[c0:c1] > thr).any() else ww // 2
     left = right = max(centre, ww // 2) if cols[ww // 2] > thr else centre
     while left > 0 and cols[left - 1] > thr:
         left -= 1
     while right < ww - 1 and cols[right + 1] > thr:
         right += 1
-    right += 2
+    return left, right + 2
 
-    xs = slice(max(left, 0), min(right, ww))
-    y_top = float(curve[xs].min()) + top
-    y_bot = float(curve[xs].max()) + bottom
-    raw = (left, y_top, right, y_bot)
-    # vertical extent from landmarks: the occlusal gap at the midline and under the molars, and the
-    # distance from the gap down to the mandible's inferior border (the scale of this jaw); the
-    # gap-based left/right ends are clamped to the plausible range (the rami)
-    mid = float(curve[c0:c1].mean())
-    mand = float(np.clip(_mandible_distance(g, mapx, mapy, reach), 0.25 * hh, 0.5 * hh))
-    side = float(np.clip(curve[ww // 2] - _side_gap(valley, curve), -0.03 * hh, 0.16 * hh))
-    bx0 = float(np.clip(left, cfg.left[0] * ww, cfg.left[1] * ww))
-    bx1 = float(np.clip(right, cfg.right[0] * ww, cfg.right[1] * ww))
-    gap0 = float(curve[ww // 2])
-    by0 = gap0 - side - cfg.up[0] * mand - cfg.up[1] * hh
-    by1 = gap0 + cfg.down[0] * mand + cfg.down[1] * hh
 
-    # confidence: soft scores, multiplied
-    background = float(np.median(rows)) + 1e-9
-    lobes = min(upper[pu], lower[pl]) / background
-    bw, bh = (raw[2] - raw[0]) / ww, (raw[3] - raw[1]) / hh
-    cx = (raw[0] + raw[2]) / 2 / ww
-    scores = {
-        "gap_fit": _soft(inliers, 0.3, 0.7),
-        "gap_depth": _soft(contrast, 0.05, 0.25),
-        "lobes": _soft(lobes, 1.1, 1.6),
-        "width": _soft(bw, 0.15, 0.3),   # too wide / too tall is what the priors clamp; too small is a miss
-        "height": _soft(bh, 0.1, 0.25),
-        "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
-        "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
-    }
+def landmark_box(lm: Landmarks, cfg: CropConfig) -> tuple[float, float, float, float]:
+    """The teeth box in work pixels, before the margin: see the module docstring, step 4."""
+    hh = lm.size[1]
+    top = lm.gap_top - (cfg.up[0] * lm.upper_root_edge + cfg.up[1] * lm.mandible + cfg.up[2] * hh)
+    bottom = lm.gap_bottom + cfg.down[0] * lm.root_edge + cfg.down[1] * lm.mandible + cfg.down[2] * hh
+    return lm.left, top, lm.right, bottom
+
+
+def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
+    """The teeth box of one OPG (2-D grey array, any dtype), in that image's pixel frame."""
+    h, w = img.shape[:2]
+    lm = measure(img, cfg)
+    s, (ww, hh), scores = lm.scale, lm.size, lm.scores
+    bx0, by0, bx1, by1 = landmark_box(lm, cfg)
     confidence = float(np.prod(list(scores.values())))
 
     # margin, back to full resolution

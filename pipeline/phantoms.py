@@ -159,7 +159,8 @@ def render_opg(rng: np.random.Generator, height: int, width: int) -> tuple[np.nd
     occ0 = rng.uniform(0.53, 0.58)  # occlusal plane height at the midline
     smile = rng.uniform(0.035, 0.065)
     gap = rng.uniform(0.015, 0.03)  # the dark occlusal gap
-    crown_h, root_h = rng.uniform(0.085, 0.10), rng.uniform(0.13, 0.16)
+    # real OPGs: the lower root apices lie ~60 % of the way from the occlusal gap to the mandible's border
+    crown_h, root_h = rng.uniform(0.068, 0.08), rng.uniform(0.105, 0.13)
     neck_up, neck_dn = gap / 2 + crown_h * 0.82, gap / 2 + crown_h * 0.78  # alveolar crests
 
     f = max(1.0, w / _LOWRES_WIDTH)
