@@ -351,9 +351,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig) -> list[dict]:
+def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig, workers: int = 1) -> list[dict]:
     """audit.csv rows (sorted by image id) from pass 1's results: verdicts, reasons, flags, rotation,
-    trim (in the rotated frame) and duplicate groups."""
+    trim (in the rotated frame) and duplicate groups (their pairwise checks over ``workers`` processes)."""
     orient, corr = orientation_scores([m.descriptor for m in measured])
     rows = []
     for m, o, c in zip(measured, orient, corr):
@@ -390,7 +390,7 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig) 
     idx = [i for i, m in enumerate(measured) if m.fingerprint is not None]
     fps = [measured[i].fingerprint.rotated180() if rows[i]["_rot"] else measured[i].fingerprint for i in idx]
     labels, pairs = duplicates.group(fps, cfg.dup_coarse_threshold, cfg.dup_fine_threshold,
-                                     cfg.dup_max_candidates)
+                                     cfg.dup_max_candidates, workers)
     best = collections.defaultdict(float)
     for a, b, s in pairs:
         best[idx[a]] = max(best[idx[a]], s)
@@ -477,7 +477,7 @@ def run_audit(cfg: AuditConfig, ingested: Path, out_dir: Path, report_dir: Path 
     n_workers = config.workers(workers)
     jobs = [(i, ingested / "images" / f"{i}.png", cfg) for i in ids]
     measured = list(workpool.imap(_measure_one, jobs, n_workers, "audit: measure", progress))
-    rows = decide(measured, n_files, cfg)
+    rows = decide(measured, n_files, cfg, n_workers)
     for r in rows:  # a true-colour source (a photo?): for the steward's eye, not a rejection
         if r["image_id"] in colour:
             r["flags"] = ";".join(filter(None, [r["flags"], "colour"]))

@@ -90,10 +90,13 @@ def candidate_pairs(coarse: np.ndarray, threshold: float, max_per_image: int = 8
 
 
 def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_threshold: float,
-          max_candidates: int = 8) -> tuple[list[int], list[tuple[int, int, float]]]:
+          max_candidates: int = 8, workers: int = 1) -> tuple[list[int], list[tuple[int, int, float]]]:
     """Group near-duplicates: ``(label per image, confirmed pairs (i, j, fine similarity))``.
 
-    Labels are the smallest member index of each group (an image alone is its own label)."""
+    Labels are the smallest member index of each group (an image alone is its own label). The fine
+    checks (most of the time) run over ``workers`` processes."""
+    from . import workpool
+
     n = len(fingerprints)
     parent = list(range(n))
 
@@ -106,9 +109,10 @@ def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_thresho
     if n == 0:
         return [], []
     coarse = np.stack([f.coarse.ravel() for f in fingerprints]).astype(np.float32)
+    pairs = candidate_pairs(coarse, coarse_threshold, max_candidates)
+    jobs = [(fingerprints[i], fingerprints[j]) for i, j, _ in pairs]
     confirmed = []
-    for i, j, _ in candidate_pairs(coarse, coarse_threshold, max_candidates):
-        s = fine_similarity(fingerprints[i], fingerprints[j])
+    for (i, j, _), s in zip(pairs, workpool.imap(fine_similarity, jobs, workers, progress=False)):
         if s >= fine_threshold:
             confirmed.append((i, j, s))
             ri, rj = find(i), find(j)

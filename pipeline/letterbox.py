@@ -3,7 +3,7 @@ V's height x width, plus the per-image transform (``pipeline/geometry.py``) in `
 
 Per image: optional percentile normalisation and CLAHE (cv2 on 16-bit, since albumentations' CLAHE
 breaks on uint16), then the albumentations resize (INTER_AREA when shrinking) and centred constant
-padding (``pad_value``) in float32 [0, 1], then a 16-bit PNG.
+padding (``pad_value``) on the 16-bit image, then a 16-bit PNG.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class LetterboxConfig:
             raise config.ConfigError(f"letterbox.png_compression must be 0-9, got {self.png_compression}")
 
 
-def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
-    """Normalisation / CLAHE as configured; float32 [0, 1] out."""
+def enhance16(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
+    """Normalisation / CLAHE as configured; uint16 out (the input itself when neither is on)."""
     img = pngio.to_uint16(img)
     if cfg.normalise == "percentile":
         lo, hi = np.percentile(img, cfg.percentiles)
@@ -56,11 +56,19 @@ def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
     if cfg.clahe:
         clahe = cv2.createCLAHE(clipLimit=cfg.clahe_clip, tileGridSize=(cfg.clahe_grid, cfg.clahe_grid))
         img = clahe.apply(img)
-    return pngio.to_float01(img)
+    return img
+
+
+def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
+    """Normalisation / CLAHE as configured; float32 [0, 1] out."""
+    return pngio.to_float01(enhance16(img, cfg))
 
 
 def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple[np.ndarray, geometry.Transform]:
-    """One image -> (float32 [0, 1] image of exactly variant.height x variant.width, its transform)."""
+    """One image -> (float32 [0, 1] image of exactly variant.height x variant.width, its transform).
+
+    The resize and pad run on the 16-bit image (the output is 16-bit too): a full-size OPG in float32
+    is twice the memory traffic, which is what limits two workers on two cores."""
 
     h, w = img.shape[:2]
     t = geometry.plan(w, h, variant.width, variant.height, variant.mode)
@@ -69,12 +77,12 @@ def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple
     pipe = A.Compose([
         A.Resize(height=new_h, width=new_w, interpolation=interp),
         A.PadIfNeeded(min_height=variant.height, min_width=variant.width, position="center",
-                      border_mode=cv2.BORDER_CONSTANT, fill=float(cfg.pad_value)),
+                      border_mode=cv2.BORDER_CONSTANT, fill=int(round(cfg.pad_value * 65535))),
     ])
-    out = pipe(image=enhance(img, cfg))["image"]
-    if out.shape[:2] != (variant.height, variant.width):  # cannot happen; never write a wrong size
-        raise RuntimeError(f"letterbox produced {out.shape}, expected {(variant.height, variant.width)}")
-    return out.astype(np.float32, copy=False), t
+    out = pipe(image=enhance16(img, cfg))["image"]
+    if out.shape[:2] != (variant.height, variant.width) or out.dtype != np.uint16:  # never write a wrong image
+        raise RuntimeError(f"letterbox produced {out.shape} {out.dtype}, expected {(variant.height, variant.width)} uint16")
+    return pngio.to_float01(out), t
 
 
 def letterbox_one(image_id: str, src: Path, out_dir: Path, variant: config.Variant,

@@ -3,7 +3,8 @@
 Workers start with the ``forkserver`` method (a fork-started worker deadlocks in OpenCV once the
 parent used it) and run OpenCV single-threaded (one image per core is the parallelism). At most
 ``4 x workers`` jobs are in flight, so memory stays flat however long the job list; results come
-back in job order, with a tqdm bar. One worker: the same function in this process, no pool.
+back in job order, with a tqdm bar. One worker: the same function in this process, no pool, with
+OpenCV single-threaded as in a worker (one worker is one core: what the benchmarks compare).
 """
 from __future__ import annotations
 
@@ -55,9 +56,16 @@ def imap(fn: Callable[..., R], jobs: Iterable[tuple], workers: int, desc: str = 
     bar = tqdm(total=total if total is not None else len(jobs), desc=desc, unit="img", disable=not progress)
     try:
         if workers <= 1:
-            for job in jobs:
-                yield fn(*job)
-                bar.update()
+            import cv2
+
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                for job in jobs:
+                    yield fn(*job)
+                    bar.update()
+            finally:
+                cv2.setNumThreads(threads)
             return
         with pool(workers, (fn.__module__,)) as ex:
             window: collections.deque[cf.Future] = collections.deque()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import config, phantoms, pngio
-from pipeline.crop import MANIFEST_COLUMNS, CropConfig, detect_teeth, run_crop
+from pipeline.crop import MANIFEST_COLUMNS, CropConfig, _crown_extent, detect_teeth, run_crop
 from pipeline.decode import decode_file
 from pipeline.frames import Cleaning
 
@@ -98,6 +98,16 @@ def test_demo_archive_coverage_and_area(demo_archive):
     _report("demo archive ground truth", results)
     _check_coverage(results)
     _check_area(results)
+
+
+def test_crown_extent_bridges_a_missing_tooth_but_not_an_empty_jaw():
+    profile = np.zeros(100)
+    profile[40:60] = 1.0   # front teeth
+    profile[30:38] = 1.0   # a premolar after a 2-column gap (a missing tooth)
+    profile[10:20] = 1.0   # a molar after a 10-column gap
+    assert _crown_extent(profile, 45, -1, 0.5, run=3) == 30
+    assert _crown_extent(profile, 45, -1, 0.5, run=12) == 10
+    assert _crown_extent(profile, 55, +1, 0.5, run=3) == 59
 
 
 def test_not_an_opg_falls_back_to_the_documented_window():

@@ -32,6 +32,15 @@ def test_resized_cropped_reencoded_copy_is_grouped_and_others_are_not():
     assert all(s >= 0.92 for _, _, s in pairs)
 
 
+def test_fine_checks_over_two_workers_give_the_same_groups():
+    imgs = [_opg(i) for i in range(6)]
+    fps = [duplicates.fingerprint(x) for x in imgs + [_near_copy(imgs[3])]]
+    one = duplicates.group(fps, 0.8, 0.92, workers=1)
+    two = duplicates.group(fps, 0.8, 0.92, workers=2)
+    assert one == two
+    assert one[0][6] == 3
+
+
 def test_turned_copy_matches_once_turned_back():
     img = _opg(1)
     a, b = duplicates.fingerprint(img), duplicates.fingerprint(img[::-1, ::-1].copy())
