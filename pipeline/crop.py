@@ -33,8 +33,8 @@ Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and st
    above) and is clipped to the image.
 
 Confidence (0..1) is the product of soft scores: how many gap points agree with the fitted curve,
-how deep the gap is, whether both lobes stand out of the background, and whether the crowns' width,
-the raw lobes' height and the gap's centre are plausible for an OPG. Below ``min_confidence`` the manifest says
+how deep the gap is, whether both lobes stand out of the background, and whether the gap's run
+(between crowns above and below), the raw lobes' height and the gap's centre are plausible for an OPG. Below ``min_confidence`` the manifest says
 ``method=fallback`` and the box is the landmark rows with the widest plausible columns when a gap
 was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
 the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
@@ -318,13 +318,13 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     mid = float(curve[c0:c1].mean())
     background = float(np.median(rows)) + 1e-9
     lobes = min(upper[pu], lower[pl]) / background
-    bw, bh = (right - left) / ww, (raw[3] - raw[1]) / hh
+    bw, bh = (raw[2] - raw[0]) / ww, (raw[3] - raw[1]) / hh
     cx = (raw[0] + raw[2]) / 2 / ww
     scores = {
         "gap_fit": _soft(inliers, 0.3, 0.7),
         "gap_depth": _soft(contrast, 0.05, 0.25),
         "lobes": _soft(lobes, 1.1, 1.6),
-        "width": _soft(bw, 0.15, 0.3),   # of the crowns; too wide / too tall is what the ranges clamp; too small is a miss
+        "width": _soft(bw, 0.1, 0.2),    # the gap's run: a jaw missing its back teeth on one side still has ~0.25
         "height": _soft(bh, 0.1, 0.25),
         "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
         "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
