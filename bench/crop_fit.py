@@ -66,9 +66,10 @@ def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return np.array(xt), np.array(yt), np.array(xb), np.array(yb)
 
 
-# Columns of the design each edge is fitted on (the others get 0). Top: the offset alone: neither the
-# upper lobe's fade nor the mandible distance predicted the annotated top better than a constant
-# distance above the gap in leave-one-out (slack 0.070-0.082 vs 0.073 of the height; measured 2026-11).
+# Columns of the design each edge is fitted on (the others get 0). Top: the offset alone. In
+# leave-one-out on the 21 real OPGs (2026-11) the upper lobe's fade left a little less slack than a
+# constant distance above the gap (0.070 vs 0.076 of the height) but cut one image's teeth by 0.065 of
+# the height; the mandible distance left more (0.082).
 TERMS = {"up": (2,), "down": (0, 1, 2)}
 
 
