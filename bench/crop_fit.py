@@ -24,18 +24,17 @@ import numpy as np
 
 from bench.common import markdown_table, save
 from pipeline import config, phantoms
-from pipeline.crop import CropConfig, detect_teeth, landmark_box, measure
+from pipeline.crop import CropConfig, coverage_and_ratio, detection, measure
 from pipeline.decode import decode_file
 
 SHARED_OPG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "opg-dev"
 FIT_SEED = 20261123  # phantoms for the fit; the tests draw theirs from other seeds
 
 
-def coverage_and_ratio(crop, box) -> tuple[float, float]:
-    iw = max(0.0, min(box[2], crop[2]) - max(box[0], crop[0]))
-    ih = max(0.0, min(box[3], crop[3]) - max(box[1], crop[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return iw * ih / area, (crop[2] - crop[0]) * (crop[3] - crop[1]) / area
+def _sample(name: str, real: bool, img: np.ndarray, box, cfg: CropConfig) -> dict:
+    """What the fit and the checks need of one image: its landmarks (measured once: the box
+    coefficients do not change them), its shape and its annotated teeth box."""
+    return {"name": name, "real": real, "lm": measure(img, cfg), "shape": img.shape[:2], "box": list(box)}
 
 
 def _samples(cfg: CropConfig, n_phantoms: int) -> list[dict]:
@@ -43,55 +42,48 @@ def _samples(cfg: CropConfig, n_phantoms: int) -> list[dict]:
     with open(SHARED_OPG / "teeth_boxes.csv", newline="") as f:
         for r in csv.DictReader(f):
             img = decode_file(SHARED_OPG / "images" / r["file"], "crop_fit").pixels
-            out.append({"name": r["file"], "real": True, "img": img, "lm": measure(img, cfg),
-                        "box": [float(r[k]) for k in ("x0", "y0", "x1", "y1")]})
+            out.append(_sample(r["file"], True, img, [float(r[k]) for k in ("x0", "y0", "x1", "y1")], cfg))
     for i in range(n_phantoms):
         h, w = (1400, 2900) if i % 6 == 5 else (384, 768)  # a few at full size
         img, box = phantoms.render_opg(np.random.default_rng([FIT_SEED, i]), h, w)
-        out.append({"name": f"phantom-{i}", "real": False, "img": img, "lm": measure(img, cfg), "box": list(box)})
+        out.append(_sample(f"phantom-{i}", False, img, box, cfg))
     return out
 
 
-def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample, in units of the work height: what the top and bottom must reach beyond the gap rows,
-    and the landmark columns they are linear in."""
-    xt, yt, xb, yb = [], [], [], []
+def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, in units of the work height: how far the top must reach above the highest gap row,
+    how far the bottom must reach below the lowest, and the landmarks the bottom is linear in."""
+    yt, xb, yb = [], [], []
     for smp in samples:
         lm = smp["lm"]
         hh, s = lm.size[1], lm.scale
         yt.append((lm.gap_top - smp["box"][1] * s) / hh)
         yb.append((smp["box"][3] * s - lm.gap_bottom) / hh)
-        xt.append([lm.upper_root_edge / hh, lm.mandible / hh, 1.0])
         xb.append([lm.root_edge / hh, lm.mandible / hh, 1.0])
-    return np.array(xt), np.array(yt), np.array(xb), np.array(yb)
+    return np.array(yt), np.array(xb), np.array(yb)
 
 
-# Columns of the design each edge is fitted on (the others get 0). Top: the offset alone. In
-# leave-one-out on the 21 real OPGs (2026-11) the upper lobe's fade left a little less slack than a
-# constant distance above the gap (0.070 vs 0.076 of the height) but cut one image's teeth by 0.065 of
-# the height; the mandible distance left more (0.082).
-TERMS = {"up": (2,), "down": (0, 1, 2)}
+def _ceil3(v: float) -> float:
+    return math.ceil(v * 1000) / 1000
 
 
-def fit(samples: list[dict], real_idx: list[int]) -> tuple[list[float], list[float]]:
-    """(up, down): least squares on ``real_idx``; offsets raised to cover every sample given."""
-    xt, yt, xb, yb = _design(samples)
-    coefs = []
-    for name, x, y in (("up", xt, yt), ("down", xb, yb)):
-        cols = list(TERMS[name])
-        c = np.linalg.lstsq(x[real_idx][:, cols], y[real_idx], rcond=None)[0]
-        full = np.zeros(x.shape[1])
-        full[cols] = np.round(c, 3)
-        full[-1] = 0.0
-        offset = math.ceil(float((y - x @ full).max()) * 1000) / 1000  # covers every sample
-        coefs.append([*(round(float(v), 3) for v in full[:-1]), offset])
-    return coefs[0], coefs[1]
+# The top is a distance above the gap alone. In leave-one-out on the 21 real OPGs (2026-11) the upper
+# teeth lobe's fade left a little less slack than that constant (0.070 vs 0.076 of the height) but cut
+# one image's teeth by 0.065 of the height; the mandible distance left more (0.082).
+def fit(samples: list[dict], real_idx: list[int]) -> tuple[float, list[float]]:
+    """(up, down): the bottom by least squares on ``real_idx``; every offset (and the top, which is
+    an offset alone) raised to cover every sample given, rounded up to 3 decimals."""
+    yt, xb, yb = _design(samples)
+    c = np.linalg.lstsq(xb[real_idx], yb[real_idx], rcond=None)[0]
+    slopes = np.round(c[:-1], 3)
+    offset = _ceil3(float((yb - xb[:, :-1] @ slopes).max()))
+    return _ceil3(float(yt.max())), [*(float(v) for v in slopes), offset]
 
 
 def _check(samples: list[dict], cfg: CropConfig) -> list[dict]:
     rows = []
     for smp in samples:
-        det = detect_teeth(smp["img"], cfg)
+        det = detection(smp["lm"], smp["shape"], cfg)
         cov, ratio = coverage_and_ratio(det.box, smp["box"])
         rows.append({"image": smp["name"], "coverage": cov, "area_ratio": ratio, "method": det.method})
     return rows
@@ -119,7 +111,7 @@ def main() -> int:
         rows[k].update(loo_coverage=loo["coverage"], loo_area_ratio=loo["area_ratio"])
     ph = _check([smp for smp in samples if not smp["real"]], fitted)
     summary = {
-        "up": up, "down": down, "params_up": list(cfg.up), "params_down": list(cfg.down),
+        "up": up, "down": down, "params_up": cfg.up, "params_down": list(cfg.down),
         "real_images": len(rows), "phantoms": len(ph),
         "coverage_min": min(r["coverage"] for r in rows),
         "area_ratio_mean": float(np.mean([r["area_ratio"] for r in rows])),
@@ -132,8 +124,8 @@ def main() -> int:
     table = markdown_table(rows, ["image", "coverage", "area_ratio", "loo_coverage", "loo_area_ratio", "method"])
     head = "\n".join(f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in summary.items())
     save("crop_fit", {"summary": summary, "rows": rows}, head + "\n\n" + table)
-    if (list(cfg.up), list(cfg.down)) != (up, down):
-        print(f"\nparams.yaml has up {list(cfg.up)} down {list(cfg.down)}; this fit: up {up} down {down}",
+    if (cfg.up, list(cfg.down)) != (up, down):
+        print(f"\nparams.yaml has up {cfg.up} down {list(cfg.down)}; this fit: up {up} down {down}",
               file=sys.stderr)
     return 0
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .models import torch_device
+
 
 @dataclass(frozen=True)
 class C2STConfig:
@@ -69,12 +71,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.pooled(self.features(x)))).squeeze(1)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def prepare(images: np.ndarray, max_side: int) -> torch.Tensor:
@@ -151,7 +147,7 @@ def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) ->
     fold = np.empty(2 * n, dtype=int)
     fold[:n] = rng.permutation(np.arange(n) % cfg.folds)
     fold[n:] = rng.permutation(np.arange(n) % cfg.folds)
-    device = _device(cfg.device)
+    device = torch_device(cfg.device)
     scores = np.empty(2 * n)
     fold_acc = []
     for f in range(cfg.folds):

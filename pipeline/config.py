@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 
 T = TypeVar("T")
 
@@ -25,26 +23,12 @@ class ConfigError(ValueError):
     """params.yaml does not match what a stage expects."""
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 numbers, as DVC reads params.yaml: no base-60 integers,
-    so an aspect ``16:9`` left unquoted (``dvc exp run -S`` rewrites the file) stays a string."""
-
-
-_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMBER_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
-
-
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    """YAML 1.2, as DVC reads and rewrites params.yaml (ruamel, DVC's own parser): an unquoted
+    ``16:9`` is a string, not PyYAML's base-60 integer 969; ``off`` is a string, ``010`` is 10."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:

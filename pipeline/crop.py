@@ -23,12 +23,13 @@ Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and st
 4. **Top/bottom: landmarks and roots.** The distance from the gap down to the mandible's inferior
    border (the lowest strong bright-above/dark-below step under the premolars) is this jaw's scale.
    The row projection of the straightened vertical structure over the teeth columns has a lobe for
-   the upper and one for the lower teeth; where each falls below ``root_fraction`` of its peak is a
-   *root edge* (the roots' own evidence). Top = highest gap row - (``up[0]`` x upper root edge +
-   ``up[1]`` x mandible distance + ``up[2]`` x height); bottom = lowest gap row + ``down[0]`` x lower
-   root edge + ``down[1]`` x mandible distance + ``down[2]`` x height. The coefficients are least-squares fits on the 21 annotated real OPGs, each
-   offset raised until every annotated box and every fitting phantom is covered:
-   ``python -m bench.crop_fit`` refits them and prints in-sample and leave-one-out results.
+   the lower teeth; where it falls below ``root_fraction`` of its peak is the *root edge* (the
+   roots' own evidence). Bottom = lowest gap row + ``down[0]`` x root edge + ``down[1]`` x mandible
+   distance + ``down[2]`` x height; top = highest gap row - ``up`` x height (the upper lobe's fade
+   and the mandible distance did not predict the top better: see ``bench/crop_fit.py``). The
+   coefficients are least-squares fits on the 21 annotated real OPGs, each offset raised until every
+   annotated box and every fitting phantom is covered: ``python -m bench.crop_fit`` refits them and
+   prints in-sample and leave-one-out results.
 5. **Margin.** The box grows by ``margin`` of the image width/height on each side (``top_margin`` more
    above) and is clipped to the image.
 
@@ -74,10 +75,10 @@ class CropConfig:
     crown_fraction: float = 0.20    # the arch goes on while the crown profile is above this share of its central median
     crown_run: float = 0.02         # crown-less stretches up to this share of the width are bridged (a missing tooth)
     side_margin: float = 0.02       # added outside the last crown column (share of the width)
-    root_fraction: float = 0.60     # a root edge: the upper / lower teeth lobe falls below this share of its peak
-    # teeth top = highest gap row - (up[0] x upper root edge + up[1] x mandible distance + up[2] x height);
-    # teeth bottom = lowest gap row + down[0] x lower root edge + down[1] x mandible distance + down[2] x height
-    up: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.235])
+    root_fraction: float = 0.60     # the root edge: the lower teeth lobe falls below this share of its peak
+    # teeth top = highest gap row - up x height;
+    # teeth bottom = lowest gap row + down[0] x root edge + down[1] x mandible distance + down[2] x height
+    up: float = 0.235
     down: list[float] = field(default_factory=lambda: [0.511, 0.315, 0.057])
     left: list[float] = field(default_factory=lambda: [0.185, 0.35])   # left edge clamped to [outer, inner] (x width)
     right: list[float] = field(default_factory=lambda: [0.65, 0.81])   # right edge clamped to [inner, outer]
@@ -95,10 +96,10 @@ class CropConfig:
             raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
         if not 0 <= self.top_margin <= 1:
             raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
-        for name, n in (("up", 3), ("down", 3)):
-            r = list(getattr(self, name))
-            if len(r) != n or not all(-0.5 <= x <= 2 for x in r):
-                raise config.ConfigError(f"crop.{name} must be {n} coefficients in [-0.5, 2] (see pipeline/crop.py); got {r}")
+        if not 0 <= self.up <= 1:
+            raise config.ConfigError(f"crop.up must be a share of the height in [0, 1], got {self.up}")
+        if len(self.down) != 3 or not all(-0.5 <= x <= 2 for x in self.down):
+            raise config.ConfigError(f"crop.down must be 3 coefficients in [-0.5, 2] (see pipeline/crop.py); got {self.down}")
         for name in ("gap_band", "left", "right"):
             r = list(getattr(self, name))
             if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
@@ -137,7 +138,6 @@ class Landmarks:
     gap_top: float          # highest / lowest row of the occlusal curve over the teeth columns
     gap_bottom: float
     mandible: float         # rows from the gap down to the mandible's inferior border
-    upper_root_edge: float  # rows from the gap up to where the upper roots' lobe fades
     root_edge: float        # rows from the gap down to where the lower roots' lobe fades
     scores: dict            # confidence factors
 
@@ -205,8 +205,8 @@ def _occlusal_curve(g: np.ndarray, v: np.ndarray, band=(0.38, 0.75)) -> tuple[np
 def _mandible_distance(g: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, reach: int) -> float:
     """Rows from the occlusal curve down to the inferior border of the mandible (work pixels).
 
-    The border is the strongest bright-above / dark-below step of the image straightened along the
-    curve, 0.15..0.45 of the height below it, averaged over the columns under the premolars and
+    The border is the lowest strong bright-above / dark-below step of the image straightened along
+    the curve, 0.2..0.48 of the height below it, averaged over the columns under the premolars and
     canines (the middle 12 % is left out: the cervical spine's ghost lies over the chin)."""
     hh, ww = g.shape
     sg = cv2.remap(cv2.GaussianBlur(g, (0, 0), 3, sigmaY=1.5), mapx, mapy, cv2.INTER_LINEAR,
@@ -298,9 +298,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
 
     # top/bottom: the jaw's scale (gap to mandible border) and the lower roots' own lobe
     mand = float(np.clip(_mandible_distance(g, mapx, mapy, reach), 0.25 * hh, 0.5 * hh))
-    teeth_rows = straight[:, xs].mean(1)
-    upper_teeth, lower_teeth = teeth_rows[:reach], teeth_rows[reach + 1:]
-    upper_root_edge = float(reach - _extent(upper_teeth, int(upper_teeth.argmax()), -1, cfg.root_fraction))
+    lower_teeth = straight[reach + 1:, xs].mean(1)
     root_edge = float(_extent(lower_teeth, int(lower_teeth.argmax()), +1, cfg.root_fraction) + 1)
 
     # confidence: the raw lobes and gap extent (not the box) must look like an OPG's
@@ -329,8 +327,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
         "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
         "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
     }
-    return Landmarks(s, (ww, hh), left, right, float(curve[xs].min()), float(curve[xs].max()), mand, upper_root_edge,
-                     root_edge, scores)
+    return Landmarks(s, (ww, hh), left, right, float(curve[xs].min()), float(curve[xs].max()), mand, root_edge, scores)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float) -> tuple[int, int]:
@@ -354,15 +351,19 @@ def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float
 def landmark_box(lm: Landmarks, cfg: CropConfig) -> tuple[float, float, float, float]:
     """The teeth box in work pixels, before the margin: see the module docstring, step 4."""
     hh = lm.size[1]
-    top = lm.gap_top - (cfg.up[0] * lm.upper_root_edge + cfg.up[1] * lm.mandible + cfg.up[2] * hh)
+    top = lm.gap_top - cfg.up * hh
     bottom = lm.gap_bottom + cfg.down[0] * lm.root_edge + cfg.down[1] * lm.mandible + cfg.down[2] * hh
     return lm.left, top, lm.right, bottom
 
 
 def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
     """The teeth box of one OPG (2-D grey array, any dtype), in that image's pixel frame."""
-    h, w = img.shape[:2]
-    lm = measure(img, cfg)
+    return detection(measure(img, cfg), img.shape[:2], cfg)
+
+
+def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detection:
+    """The box (or fallback) for landmarks measured on an image of ``shape`` (height, width)."""
+    h, w = shape
     s, (ww, hh), scores = lm.scale, lm.size, lm.scores
     bx0, by0, bx1, by1 = landmark_box(lm, cfg)
     confidence = float(np.prod(list(scores.values())))
@@ -383,6 +384,15 @@ def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
                int(np.clip(np.ceil((cfg.right[1] * ww + mx) / s), 1, w)), detected[3])
         return Detection(box, confidence, "fallback", detected, reason + "; window around the occlusal gap")
     return Detection(_window(cfg.fallback, w, h), confidence, "fallback", detected if ok else None, reason)
+
+
+def coverage_and_ratio(crop, box) -> tuple[float, float]:
+    """(share of ``box`` inside ``crop``, area of ``crop`` / area of ``box``): how a crop is judged
+    against an annotated teeth box."""
+    iw = max(0.0, min(box[2], crop[2]) - max(box[0], crop[0]))
+    ih = max(0.0, min(box[3], crop[3]) - max(box[1], crop[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return iw * ih / area, (crop[2] - crop[0]) * (crop[3] - crop[1]) / area
 
 
 # -------------------------------------------------------------------------------------------- stage

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import workpool
+
 COARSE = (64, 32)   # (width, height) of the short-list thumbnail (its Fourier magnitude is used)
 FINE = (384, 192)    # (width, height) of the confirming thumbnail
 _SCALES = (1.0, 1.02, 1.04)  # zoom of one copy against the other (a crop of up to ~4 %)
@@ -95,8 +97,6 @@ def group(fingerprints: list[Fingerprint], coarse_threshold: float, fine_thresho
 
     Labels are the smallest member index of each group (an image alone is its own label). The fine
     checks (most of the time) run over ``workers`` processes."""
-    from . import workpool
-
     n = len(fingerprints)
     parent = list(range(n))
 

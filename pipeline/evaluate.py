@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,29 +24,15 @@ from . import atomic, config, pngio, workpool
 from .c2st import C2STConfig, c2st, embed, standardise
 from .diversity import DiversityConfig, diversity, mean_pairwise_ms_ssim
 from .fid import FIDConfig, features, fid_kid, load_inception, weights_available
+from .generate import read_seeds
 from .histogram import HistogramConfig, histogram_distance
 from .memorisation import MemorisationConfig, descriptor, nearest, threshold
+from .metric_table import METRICS
 from .prdc import PRDCConfig, prdc
+from .split import read_split
 from .swd import SWDConfig, swd
 
 NEAREST_COLUMNS = ["variant", "file", "nearest_train_id", "distance", "threshold", "flagged"]
-
-# metric -> (better, kind); the order is the report's
-METRICS = {
-    "swd": ("lower", "quality"),
-    "c2st_accuracy": ("lower", "quality"),
-    "c2st_auc": ("lower", "quality"),
-    "ms_ssim_gap": ("lower", "quality"),
-    "histogram_js": ("lower", "quality"),
-    "histogram_emd_percent": ("lower", "quality"),
-    "precision": ("higher", "quality"),
-    "recall": ("higher", "quality"),
-    "density": ("higher", "quality"),
-    "coverage": ("higher", "quality"),
-    "fid": ("lower", "quality"),
-    "kid_x1e3": ("lower", "quality"),
-    "near_copy_share": ("lower", "privacy"),
-}
 
 
 @dataclass(frozen=True)
@@ -129,14 +114,6 @@ def is_better(entry_a: dict, entry_b: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------------ reading data
-def read_split(split_csv: str | os.PathLike) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    with open(split_csv, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["split"], []).append(row["image_id"])
-    return {k: sorted(v) for k, v in out.items()}
-
-
 def _load_one(path: str, mem: MemorisationConfig | None):
     img = pngio.read_float01(path)
     return img if mem is None else descriptor(img, mem)
@@ -177,19 +154,16 @@ def evaluate_variant(cfg: EvaluateConfig, variant: str, variant_dir: Path, synth
     if not held_ids:
         raise ValueError(f"split has no {'/'.join(cfg.heldout_splits)} images: nothing held out to compare with")
     held_p, miss_h = _image_paths(images, held_ids, "held-out")
-    seeds_csv = Path(synthetic_dir) / "seeds.csv"
-    if not seeds_csv.exists():
-        raise FileNotFoundError(f"{seeds_csv} is missing: run the generate stage for {variant} first")
-    with open(seeds_csv, newline="", encoding="utf-8") as f:
-        syn_files = [r["file"] for r in csv.DictReader(f)]
+    syn_files = [r["file"] for r in read_seeds(synthetic_dir)]
     syn_p = [Path(synthetic_dir) / "png16" / name for name in syn_files]
 
     # memorisation: every synthetic image against every training image
     mem = cfg.memorisation
     d_train = load_many(train_p, workers, mem, f"{variant} train descriptors")
-    idx_h, d_held = nearest(load_many(held_p, workers, mem, f"{variant} held-out descriptors"), d_train, mem)
+    queries = load_many(held_p + syn_p, workers, mem, f"{variant} held-out + synthetic descriptors")
+    idx, dist = nearest(queries, d_train, mem)  # one pass: the training windows are built once
+    idx_h, d_held, idx_s, dist_s = idx[:len(held_p)], dist[:len(held_p)], idx[len(held_p):], dist[len(held_p):]
     thr = threshold(d_held, mem)
-    idx_s, dist_s = nearest(load_many(syn_p, workers, mem, f"{variant} synthetic descriptors"), d_train, mem)
     nearest_rows = [{"variant": variant, "file": name, "nearest_train_id": train_p[j].stem,
                      "distance": f"{d:.6g}", "threshold": f"{thr:.6g}", "flagged": int(d < thr)}
                     for name, j, d in zip(syn_files, idx_s, dist_s)]

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from .models import torch_device
+
 NOT_COMPUTED = "not computed (no weights file)"
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -54,13 +56,7 @@ def load_inception(path: str | os.PathLike, device: str = "cpu") -> torch.nn.Mod
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"{path} is not a torchvision inception_v3 state dict: {str(e)[:300]}") from e
     net.fc = torch.nn.Identity()
-    return net.to(_device(device)).eval()
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return net.to(torch_device(device)).eval()
 
 
 def features(net: torch.nn.Module, images: np.ndarray, batch: int = 32) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from . import atomic, pngio
-from .models import load_generator
+from .models import load_generator, torch_device
 
 SEEDS_COLUMNS = ["file", "seed", "variant", "checkpoint_sha256"]
 
@@ -50,12 +50,6 @@ def latent(seed: int, z_dim: int) -> torch.Tensor:
     return torch.randn(z_dim, generator=torch.Generator().manual_seed(int(seed)))
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def render(generator: torch.nn.Module, seeds: list[int], batch: int, device: torch.device) -> np.ndarray:
     """Images (n, H, W) as uint16 for the given seeds."""
     out = []
@@ -73,7 +67,7 @@ def generate(cfg: GenerateConfig, variant: str, generator_path: str | os.PathLik
     """Write ``cfg.n`` images of ``variant`` to ``out_dir`` (atomically); returns the seeds rows.
 
     ``height``/``width`` (the variant's geometry, when given) must match the generator's."""
-    device = _device(cfg.device)
+    device = torch_device(cfg.device)
     generator, info = load_generator(generator_path, device)
     if height is not None and width is not None and (generator.height, generator.width) != (height, width):
         raise ValueError(f"{generator_path}: the generator makes {generator.height}x{generator.width} images, "

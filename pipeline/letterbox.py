@@ -46,7 +46,7 @@ class LetterboxConfig:
             raise config.ConfigError(f"letterbox.png_compression must be 0-9, got {self.png_compression}")
 
 
-def enhance16(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
+def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
     """Normalisation / CLAHE as configured; uint16 out (the input itself when neither is on)."""
     img = pngio.to_uint16(img)
     if cfg.normalise == "percentile":
@@ -57,11 +57,6 @@ def enhance16(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
         clahe = cv2.createCLAHE(clipLimit=cfg.clahe_clip, tileGridSize=(cfg.clahe_grid, cfg.clahe_grid))
         img = clahe.apply(img)
     return img
-
-
-def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:
-    """Normalisation / CLAHE as configured; float32 [0, 1] out."""
-    return pngio.to_float01(enhance16(img, cfg))
 
 
 def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple[np.ndarray, geometry.Transform]:
@@ -79,7 +74,7 @@ def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple
         A.PadIfNeeded(min_height=variant.height, min_width=variant.width, position="center",
                       border_mode=cv2.BORDER_CONSTANT, fill=int(round(cfg.pad_value * 65535))),
     ])
-    out = pipe(image=enhance16(img, cfg))["image"]
+    out = pipe(image=enhance(img, cfg))["image"]
     if out.shape[:2] != (variant.height, variant.width) or out.dtype != np.uint16:  # never write a wrong image
         raise RuntimeError(f"letterbox produced {out.shape} {out.dtype}, expected {(variant.height, variant.width)} uint16")
     return pngio.to_float01(out), t

@@ -91,7 +91,8 @@ def _shortlist(query: np.ndarray, train: np.ndarray, cfg: MemorisationConfig) ->
     s = cfg.shift
     if min(query.shape[1:]) <= 2 * s + 2:
         raise ValueError(f"descriptor {query.shape[1:]} too small for a shift of {s}")
-    q = _windows(query, s, False)[s * (2 * s + 1) + s].astype(np.float64)   # the unshifted window
+    h, w = query.shape[1:]
+    q = _pool2(query[:, s:h - s, s:w - s]).reshape(len(query), -1).astype(np.float64)  # the unshifted window
     t = _windows(train, s, cfg.mirror).astype(np.float64)   # (v, n, d)
     tt = (t * t).sum(axis=2)                                # (v, n)
     k = min(cfg.candidates, len(train))

@@ -29,6 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def torch_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu`` or ``cuda``: the device a stage runs on."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the generator and critic (part of params.yaml ``train``)."""
@@ -120,7 +127,7 @@ class ResNetCritic(nn.Module):
     def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
         super().__init__()
         self.height, self.width = height, width
-        _, _, n = start_grid(height, width, cfg.min_grid)
+        h0, w0, n = start_grid(height, width, cfg.min_grid)
         if n < 1:
             raise ValueError(f"resnet critic: {height}x{width} cannot be halved down to a grid of side "
                              f">= {cfg.min_grid}")
@@ -131,7 +138,6 @@ class ResNetCritic(nn.Module):
                                     *[_DBlock(ch[i], ch[i + 1], cfg.critic_norm) for i in range(n - 1)])
         # the score reads the whole start grid (not a sum over it): with 3 blocks a 72x128 critic's
         # receptive field is ~29 px, so pooling would make it a patch critic, blind to the layout
-        h0, w0, _ = start_grid(height, width, cfg.min_grid)
         self.fc = nn.Linear(ch[n - 1] * h0 * w0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from . import atomic, pngio
-from .evaluate import METRICS, read_split
+from .metric_table import METRICS
+from .split import read_split
 
 MEANINGS = {
     "swd": ("Texture and sharpness match", "How different the fine detail, edges and overall layout of the "

@@ -8,6 +8,7 @@ target share of images, so no patient and no duplicate group ever straddles two 
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,3 +113,12 @@ def summarise(rows: list[dict]) -> str:
         sel = [r for r in rows if r["split"] == s]
         parts.append(f"{s}: {len(sel)} images, {len({r['group'] for r in sel})} groups")
     return "; ".join(parts)
+
+
+def read_split(split_csv: str | os.PathLike) -> dict[str, list[str]]:
+    """split.csv -> {split: sorted image ids} (every split present, maybe empty)."""
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    with open(split_csv, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["split"], []).append(row["image_id"])
+    return {k: sorted(v) for k, v in out.items()}

@@ -10,7 +10,8 @@
   ``sample_every`` steps, under ``models/<V>/live``).
 - Checkpoints every ``checkpoint_every`` steps (``checkpoints/step_XXXXXXX.pt``, atomic): models,
   EMA, optimisers, step and every RNG state (python, numpy, torch, cuda, the batch sampler's), per
-  rank. A restart resumes from the newest compatible one, bit-identically on CPU.
+  rank. A restart resumes from the newest compatible one, bit-identically on CPU with the same
+  thread count (:func:`cpu_threads` lowers it on a loaded machine: a speed/rounding trade-off).
 - Multi-process (``torchrun --nproc_per_node=N -m stages.train V``): each rank draws its own
   ``batch / N`` images and noise; gradients are averaged across ranks with one all-reduce per
   optimiser step (the DistributedDataParallel semantics, done by hand because DDP's hooks do not
@@ -279,7 +280,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
 
     ``stop_after`` ends the run after that many steps without exporting (as a kill would, for
     tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
-    (split between the ranks; None: torch's default). Neither changes what is computed.
+    (split between the ranks; None: torch's default). Neither changes the maths; the thread count
+    changes float rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
     """
     rt = _runtime(cfg, threads)
     on_cuda = rt.device.type == "cuda"

@@ -1,6 +1,7 @@
 """DVC stage `train@V`: params.yaml `train` (+ `train.overrides.V`), `variants.V`, `seed` ->
 models/V/ (checkpoints, generator.pt, live/). Also: `torchrun --nproc_per_node=N -m stages.train V`."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,12 +13,13 @@ def main() -> None:
     if len(sys.argv) != 2:
         sys.exit("usage: python -m stages.train VARIANT")
     name = sys.argv[1]
-    variant = config.variant(name)
-    cfg = config.stage_config("train", TrainConfig).for_variant(name)
-    result = train(cfg, name, variant.height, variant.width, config.seed(),
+    params = config.load_params()
+    variant = config.variant(name, params)
+    cfg = config.stage_config("train", TrainConfig, params).for_variant(name)
+    result = train(cfg, name, variant.height, variant.width, config.seed(params),
                    Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"),
                    threads=config.workers())   # CPU threads: $DENTSYNTH_WORKERS or all cores
-    if result.get("world", 1) == 1 or __import__("os").environ.get("RANK", "0") == "0":
+    if result.get("world", 1) == 1 or os.environ.get("RANK", "0") == "0":
         print(json.dumps(result, indent=1))
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import config
+
 BIN = Path(sys.executable).parent
 
 
@@ -41,7 +43,7 @@ def copy_project(repo: Path, dest: Path) -> Path:
 def set_params(project: Path, updates: dict[str, object]) -> None:
     """Set dotted keys in the copy's params.yaml (e.g. {'phantoms.width': 256})."""
     path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
+    params = config.parse_yaml(path.read_text())  # as DVC reads it (an unquoted 16:9 stays a string)
     for dotted, value in updates.items():
         node = params
         *parents, last = dotted.split(".")

@@ -51,5 +51,10 @@ def test_embedding_is_seeded_and_standardised(sets):
     a, b = sets
     e1, e2 = embed(a, C2STConfig(), 5), embed(a, C2STConfig(), 5)
     assert np.array_equal(e1, e2) and e1.shape[0] == len(a)
-    ra, rb = standardise(e1, embed(b, C2STConfig(), 5))
+    assert not np.allclose(embed(a, C2STConfig(), 6), e1)  # another seed: another random network
+    eb = embed(b, C2STConfig(), 5)
+    ra, rb = standardise(e1, eb)
     assert np.allclose(ra.mean(0), 0, atol=1e-4)
+    # the other set is scaled by the reference's statistics, not its own
+    assert np.allclose(rb, (eb - e1.mean(0)) / (e1.std(0) + 1e-6))
+    assert not np.allclose(rb.mean(0), 0, atol=1e-2)

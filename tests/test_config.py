@@ -89,3 +89,9 @@ def test_params_are_read_as_dvc_reads_them(tmp_path):
     params = config.load_params(p)
     assert config.variant("v", params).aspect == "16:9"
     assert params["train"] == {"lr": 2e-4, "decay": 0.5, "n": 16}
+    # and exactly as DVC's own parser does, including what YAML 1.1 reads differently (off, 010)
+    from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
+
+    text = "a: off\nb: on\nc: 010\nd: 16:9\ne: 1e-3\nf: [0.5, 99.5]\ng: true\nh: null\n"
+    assert config.parse_yaml(text) == dvc_parse_yaml(text, "params.yaml")
+    assert config.parse_yaml(text)["a"] == "off" and config.parse_yaml(text)["c"] == 10

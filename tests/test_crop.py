@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline import config, phantoms, pngio
-from pipeline.crop import MANIFEST_COLUMNS, CropConfig, _crown_extent, detect_teeth, run_crop
+from pipeline.crop import MANIFEST_COLUMNS, CropConfig, _crown_extent, coverage_and_ratio, detect_teeth, run_crop
 from pipeline.decode import decode_file
 from pipeline.frames import Cleaning
-
-
-def coverage_and_ratio(crop, box) -> tuple[float, float]:
-    iw = max(0.0, min(box[2], crop[2]) - max(box[0], crop[0]))
-    ih = max(0.0, min(box[3], crop[3]) - max(box[1], crop[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return iw * ih / area, (crop[2] - crop[0]) * (crop[3] - crop[1]) / area
 
 
 def _report(name: str, results: list[tuple[str, float, float, str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +91,11 @@ def test_demo_archive_coverage_and_area(demo_archive):
     _report("demo archive ground truth", results)
     _check_coverage(results)
     _check_area(results)
+
+
+def test_coverage_and_ratio():
+    assert coverage_and_ratio((0, 0, 20, 10), (0, 0, 10, 10)) == (1.0, 2.0)
+    assert coverage_and_ratio((5, 0, 20, 10), (0, 0, 10, 10)) == (0.5, 1.5)
 
 
 def test_crown_extent_bridges_a_missing_tooth_but_not_an_empty_jaw():
