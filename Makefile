@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install demo test test-fast bench clean-demo
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	pytest
+
+# the tests without the `slow` mark (end-to-end runs, dvc-driven copies): a few minutes on 2 cores
+test-fast: install
+	pytest -m 'not slow'
 
 bench: install
 	python -m bench.run

@@ -6,7 +6,7 @@ import platform
 import time
 from pathlib import Path
 
-from pipeline import atomic
+from pipeline.core import atomic
 
 OUT = Path("reports/bench")
 

@@ -1,6 +1,6 @@
 """Fit and check the teeth-crop box coefficients (``crop.up`` / ``crop.down`` in params.yaml).
 
-The detector (pipeline/crop.py) measures landmarks on each image: the occlusal gap rows over the
+The detector (pipeline/crop/crop.py) measures landmarks on each image: the occlusal gap rows over the
 teeth columns, the distance from the gap to the mandible's inferior border, and where the lower
 roots' lobe fades. The box's top and bottom are linear in those; this fits the coefficients by least
 squares on the 21 annotated real OPGs in ../shared/data/opg-dev, then raises each offset until every
@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import markdown_table, save
-from pipeline import config, phantoms
-from pipeline.crop import CropConfig, coverage_and_ratio, detection, measure
-from pipeline.decode import decode_file
+from pipeline.core import config
+from pipeline.demo import phantoms
+from pipeline.crop.crop import CropConfig, coverage_and_ratio, detection, measure
+from pipeline.ingest.decode import decode_file
 
 SHARED_OPG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "opg-dev"
 FIT_SEED = 20261123  # phantoms for the fit; the tests draw theirs from other seeds

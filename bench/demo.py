@@ -11,22 +11,22 @@ import time
 from pathlib import Path
 
 from bench.common import markdown_table, save
-from tests import dvcproject as dp
+from tests import builders
 
 
 def stage_order(project: Path) -> list[str]:
     """Stages as dvc.yaml lists them (foreach items expanded): dvc.yaml is kept in pipeline order."""
-    return dp.dvc(project, "stage", "list", "--name-only").split()
+    return builders.dvc(project, "stage", "list", "--name-only").split()
 
 
 def main() -> None:
     repo = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        project = dp.copy_project(repo, Path(tmp) / "demo")
+        project = builders.copy_project(repo, Path(tmp) / "demo")
         rows, total = [], 0.0
         for stage in stage_order(project):
             t0 = time.perf_counter()
-            r = subprocess.run([str(dp.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=dp.env(),
+            r = subprocess.run([str(builders.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=builders.env(),
                                capture_output=True, text=True)
             seconds = time.perf_counter() - t0
             if r.returncode != 0:

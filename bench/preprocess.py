@@ -22,12 +22,14 @@ import time
 from pathlib import Path
 
 from bench.common import markdown_table, save, timed
-from pipeline import config, phantoms, pngio, workpool
-from pipeline.audit import AuditConfig, run_audit
-from pipeline.crop import CropConfig, run_crop
-from pipeline.decode import decode_file
-from pipeline.ingest import IngestConfig, list_raw_files, run_ingest
-from pipeline.letterbox import LetterboxConfig, run_letterbox
+from pipeline.core import config, pngio, workpool
+from pipeline.demo import phantoms
+from pipeline.audit.audit import AuditConfig
+from pipeline.audit.run import run_audit
+from pipeline.crop.crop import CropConfig, run_crop
+from pipeline.ingest.decode import decode_file
+from pipeline.ingest.ingest import IngestConfig, list_raw_files, run_ingest
+from pipeline.variants.letterbox import LetterboxConfig, run_letterbox
 
 VARIANTS = {"full_288x512": config.Variant("full", "16:9", "letterbox", 288, 512),
             "teeth_256x256": config.Variant("teeth", "square", "letterbox", 256, 256)}
@@ -49,7 +51,7 @@ def _floor_one(src: str, raw: bool, dst: str) -> float:
 
 def floor_ms(pairs: list[tuple[Path, bool, Path]], workers: int) -> float:
     """Floor per image in ms with ``workers`` processes (per-image work timed in the workers, which
-    are set up as the stages' are: pipeline.workpool)."""
+    are set up as the stages' are: pipeline.core.workpool)."""
     with workpool.pool(workers) as pool:
         seconds = list(pool.map(_floor_one, *zip(*[(str(s), r, str(d)) for s, r, d in pairs])))
     return 1000 * sum(seconds) / len(seconds) / workers

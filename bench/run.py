@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.common import OUT
-from pipeline import atomic
+from pipeline.core import atomic
 
 BENCHMARKS = ["preprocess", "train", "demo", "crop_fit"]
 

@@ -1,7 +1,7 @@
 """Training throughput and peak memory: `model: baseline` (the earlier attempt's DCGAN recipe, fp32)
 against ours (ResNet generator/critic with DiffAugment + EMA; bf16 autocast and channels_last on
 CUDA) at the same resolution, batch and n_critic, through the real training loop
-(:func:`pipeline.train.train` on random images). Each configuration runs in its own process so that
+(:func:`pipeline.gan.train.train` on random images). Each configuration runs in its own process so that
 its peak memory is its own.
 
 - images/s = generator steps x batch x (n_critic + 1) / s, timed over the second half of the steps
@@ -64,7 +64,7 @@ def run_one(spec: dict) -> dict:
 
     import torch
 
-    from pipeline.train import TrainConfig, train
+    from pipeline.gan.train import TrainConfig, train
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])

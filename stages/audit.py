@@ -1,15 +1,16 @@
 """DVC stage `audit`: params.yaml `audit` + data/ingested/ -> data/audit/, reports/audit.{html,json}."""
 from pathlib import Path
 
-from pipeline import config
-from pipeline.audit import AuditConfig, run_audit, summarise
+from pipeline.core import cli, config
+from pipeline.audit.audit import AuditConfig, summarise
+from pipeline.audit.run import run_audit
 
 
-def main() -> None:
-    cfg = config.stage_config("audit", AuditConfig)
+def main(params: dict) -> None:
+    cfg = config.stage_config("audit", AuditConfig, params)
     rows = run_audit(cfg, Path("data/ingested"), Path("data/audit"), Path("reports"))
     print(summarise(rows))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

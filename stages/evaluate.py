@@ -1,20 +1,20 @@
 """DVC stage `evaluate`: params `evaluate`, `variants`, `seed` -> reports/metrics.json, data/eval/."""
 import torch
 
-from pipeline import config
-from pipeline.evaluate import EvaluateConfig, run_evaluate, summary
+from pipeline.core import cli, config
+from pipeline.core.layout import Layout
+from pipeline.metrics.evaluate import EvaluateConfig, run_evaluate, summary
 
 
-def main() -> None:
+def main(params: dict) -> None:
     # the metric networks are tiny (batches of 16 small images): thread hand-offs cost more than they
     # give, ten times more on a busy machine (measured: demo 154 s with 2 threads, 22 s with one).
     # Large evaluations set evaluate.c2st.device / fid.device to cuda instead.
     torch.set_num_threads(1)
-    params = config.load_params()
     cfg = config.stage_config("evaluate", EvaluateConfig, params)
-    metrics = run_evaluate(cfg, sorted(config.variants(params)), config.seed(params))
+    metrics = run_evaluate(cfg, sorted(config.variants(params)), config.seed(params), Layout())
     print(summary(metrics))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

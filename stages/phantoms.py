@@ -1,12 +1,11 @@
 """DVC stage `phantoms`: params `phantoms` + `seed` -> data/demo_raw/ (the built-in demo archive)."""
 from pathlib import Path
 
-from pipeline import config
-from pipeline.phantoms import PhantomsConfig, build_archive
+from pipeline.core import cli, config
+from pipeline.demo.phantoms import PhantomsConfig, build_archive
 
 
-def main() -> None:
-    params = config.load_params()
+def main(params: dict) -> None:
     cfg = config.stage_config("phantoms", PhantomsConfig, params)
     out = build_archive(Path("data/demo_raw"), cfg, config.seed(params))
     n = sum(1 for p in out.rglob("*") if p.is_file())
@@ -15,4 +14,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,14 +1,14 @@
 """DVC stage `report`: reports/metrics.json, data/eval, images, models/*/live, reports/audit.json -> reports/quality.html."""
-from pathlib import Path
+from pipeline.core import cli
+from pipeline.core.layout import Layout
+from pipeline.metrics.quality_report import write_report
 
-from pipeline.quality_report import write_report
 
-
-def main() -> None:
-    out = write_report(Path("reports/metrics.json"), Path("reports/quality.html"), Path("."),
-                       Path("data/eval/nearest.csv"), Path("reports/audit.json"))
+def main(params: dict) -> None:
+    layout = Layout()
+    out = write_report(layout, layout.reports / "quality.html")
     print(f"report -> {out}")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

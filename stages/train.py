@@ -2,20 +2,15 @@
 models/V/ (checkpoints, generator.pt, live/). Also: `torchrun --nproc_per_node=N -m stages.train V`."""
 import json
 import os
-import sys
 from pathlib import Path
 
-from pipeline import config
-from pipeline.train import TrainConfig, train
+from pipeline.core import cli, config
+from pipeline.gan.train import TrainConfig, train
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.train VARIANT")
-    name = sys.argv[1]
-    params = config.load_params()
+def main(params: dict, name: str) -> None:
     variant = config.variant(name, params)
-    cfg = config.stage_config("train", TrainConfig, params).for_variant(name)
+    cfg = config.stage_config("train", TrainConfig, params).for_variant(name, config.variants(params))
     result = train(cfg, name, variant.height, variant.width, config.seed(params),
                    Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"),
                    threads=config.workers())   # CPU threads: $DENTSYNTH_WORKERS or all cores
@@ -24,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, variant=True)

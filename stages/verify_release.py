@@ -6,7 +6,7 @@ present; otherwise exit 1 and print each problem with the file it concerns.
 import argparse
 import sys
 
-from pipeline.verify_release import verify
+from pipeline.release.verify_release import verify
 
 
 def main(argv: list[str] | None = None) -> int:

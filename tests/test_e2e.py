@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import dvcproject as dp
+from tests import builders
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def demo(repo_root, tmp_path_factory):
     subprocess.run(["git", "clone", "-q", str(repo_root), str(clone)], check=True)
     (clone / ".venv").symlink_to(repo_root / ".venv")
     t0 = time.perf_counter()
-    r = subprocess.run(["make", "demo"], cwd=clone, env=dp.env(), capture_output=True, text=True, timeout=3000)
+    r = subprocess.run(["make", "demo"], cwd=clone, env=builders.env(), capture_output=True, text=True, timeout=3000)
     seconds = time.perf_counter() - t0
     log = r.stdout + r.stderr
     assert r.returncode == 0, f"make demo failed after {seconds:.0f} s:\n{log[-6000:]}"
@@ -45,14 +45,14 @@ def _lock_outs(clone: Path) -> list[str]:
 def test_every_stage_ran_and_left_its_outputs(demo):
     clone, log, _ = demo
     stages = set(yaml.safe_load((clone / "dvc.lock").read_text())["stages"])
-    declared = dp.dvc(clone, "stage", "list", "--name-only").split()
+    declared = builders.dvc(clone, "stage", "list", "--name-only").split()
     assert set(declared) == stages, f"stages without a lock entry: {set(declared) - stages}"
     for out in _lock_outs(clone):
         path = clone / out
         assert path.exists(), f"{out} is missing after make demo"
         if path.is_dir():
             assert any(path.iterdir()), f"{out} is empty"
-    assert "Data and pipelines are up to date" in dp.dvc(clone, "status")
+    assert "Data and pipelines are up to date" in builders.dvc(clone, "status")
 
 
 def test_reports_open_in_a_browser(demo, tmp_path):
@@ -78,15 +78,16 @@ def test_release_verifies(demo):
     releases = [p for p in (clone / "data" / "release").iterdir()]
     assert any(p.is_dir() for p in releases) and any(p.name.endswith(".tar.gz") for p in releases)
     for p in releases:
-        r = subprocess.run([str(dp.BIN / "python"), "-m", "stages.verify_release", str(p)], cwd=clone,
-                           env=dp.env(), capture_output=True, text=True)
+        r = subprocess.run([str(builders.BIN / "python"), "-m", "stages.verify_release", str(p)], cwd=clone,
+                           env=builders.env(), capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_no_identifying_value_leaves_the_raw_archive(demo):
     """The planted DICOM marker strings appear in no byte under data/ or reports/ (the raw demo
     archive itself excepted: it is the input) nor in the demo's log."""
-    from pipeline import config, phantoms
+    from pipeline.core import config
+    from pipeline.demo import phantoms
 
     clone, log, _ = demo
     markers = [m.encode() for m in phantoms.marker_strings(config.seed(config.load_params(clone / "params.yaml")))]
@@ -119,14 +120,14 @@ def test_params_change_reruns_only_what_depends_on_it(demo):
         if key is None:
             continue
         value = params[section][key]
-        dp.set_params(clone, {f"{section}.{key}": value + 1 if isinstance(value, int) else value * 1.5 + 0.01})
-        changed = dp.changed_stages(clone)
+        builders.set_params(clone, {f"{section}.{key}": value + 1 if isinstance(value, int) else value * 1.5 + 0.01})
+        changed = builders.changed_stages(clone)
         (clone / "params.yaml").write_text(original)
         expected = {name for name, st in _expanded_stages(clone).items() if _declares(st, f"{section}.{key}")}
         assert changed == expected, f"{section}.{key}: dvc status named {changed}, expected {expected}"
         checked += 1
     assert checked >= 2
-    assert dp.changed_stages(clone) == set()
+    assert builders.changed_stages(clone) == set()
 
 
 def _expanded_stages(clone: Path) -> dict:
@@ -144,9 +145,9 @@ def test_experiment_run_and_metrics_diff(demo):
     clone, _, _ = demo
     if not _has_stage(clone, "train") and "train" not in (clone / "dvc.yaml").read_text():
         pytest.skip("the pipeline has no train stage yet")
-    out = dp.dvc(clone, "exp", "run", "-S", "train.lr=0.0002", timeout=3000)
+    out = builders.dvc(clone, "exp", "run", "-S", "train.lr=0.0002", timeout=3000)
     assert "Ran experiment" in out or "Experiment" in out
-    shown = json.loads(dp.dvc(clone, "exp", "show", "--json"))
+    shown = json.loads(builders.dvc(clone, "exp", "show", "--json"))
     assert shown, "dvc exp show lists no experiment"
-    diff = dp.dvc(clone, "metrics", "diff", "--json")
+    diff = builders.dvc(clone, "metrics", "diff", "--json")
     assert diff.strip() not in ("", "{}"), "dvc metrics diff shows no change after the experiment"

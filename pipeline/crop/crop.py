@@ -1,0 +1,491 @@
+"""Teeth-region crop: find the box around all teeth (crowns and roots) of an OPG from the image itself.
+
+Classical CV, on a copy of the image shrunk to ``work_width`` pixels wide and stretched to its
+1st..99.5th percentiles:
+
+1. **Occlusal gap.** The dark band between the upper and lower crowns. A *valley* map (how much
+   darker a pixel is than both the pixels 3.5 % of the height above and below it, on an image smoothed
+   along the rows) peaks there; per column of the central 40 % the deepest valley in the middle
+   rows is taken, and a parabola (the "smile" of the occlusal plane) is fitted to those points by
+   iteratively re-weighted least squares. Its curvature is clamped to what a smile can be.
+2. **Straightening.** The map of *vertical structure* (structure-tensor energy of horizontal
+   minus vertical gradients: teeth, roots and the gaps between them are vertical; bone, soft tissue
+   and the occlusal gap are not), clipped at its 98th percentile so metal fillings do not dominate,
+   and a white top-hat of the image (small bright things: enamel, fillings) are resampled row by
+   row relative to the fitted curve: the arches become two horizontal bands either side of row 0.
+3. **Left/right: crowns.** Per column, the 90th percentile of the top-hat in the crown band
+   (``crown_band`` of the height either side of the gap). From the central columns outwards, the
+   arch goes on while that profile stays above ``crown_fraction`` of its central median (gaps up to
+   ``crown_run`` of the width are bridged: a missing tooth); the last crown column plus
+   ``side_margin`` of the width is the edge, clamped to the ``left`` / ``right`` ranges (the outer
+   bound is the widest arch seen; the inner bound keeps at least the front teeth). A partly
+   edentulous jaw gets a narrower box; a full arch stops at the outer bound.
+4. **Top/bottom: landmarks and roots.** The distance from the gap down to the mandible's inferior
+   border (the lowest strong bright-above/dark-below step under the premolars) is this jaw's scale.
+   The row projection of the straightened vertical structure over the teeth columns has a lobe for
+   the lower teeth; where it falls below ``root_fraction`` of its peak is the *root edge* (the
+   roots' own evidence). Bottom = lowest gap row + ``down[0]`` x root edge + ``down[1]`` x mandible
+   distance + ``down[2]`` x height; top = highest gap row - ``up`` x height (the upper lobe's fade
+   and the mandible distance did not predict the top better: see ``bench/crop_fit.py``). The
+   coefficients are least-squares fits on the 21 annotated real OPGs, each offset raised until every
+   annotated box and every fitting phantom is covered: ``python -m bench.crop_fit`` refits them and
+   prints in-sample and leave-one-out results.
+5. **Margin.** The box grows by ``margin`` of the image width/height on each side (``top_margin`` more
+   above) and is clipped to the image.
+
+Confidence (0..1) is the product of soft scores: how many gap points agree with the fitted curve,
+how deep the gap is, whether both lobes stand out of the background, and whether the gap's run
+(between crowns above and below), the raw lobes' height and the gap's centre are plausible for an OPG. Below ``min_confidence`` the manifest says
+``method=fallback`` and the box is the landmark rows with the widest plausible columns when a gap
+was found where one can be; otherwise the documented **fallback window** ``fallback`` (fractions of
+the cleaned image: by default x 15-85 %, y 12-92 %, generous on purpose).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.core import atomic, config, pngio, workpool
+from pipeline.core.frames import Cleaning
+from pipeline.core.tables import write_csv
+from pipeline.crop.crops_report import write_report
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "confidence", "method", "cx0", "cy0", "cx1", "cy1",
+                    "reason"]
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """params.yaml ``crop``."""
+
+    margin: float = 0.0             # grow the box by this fraction of the image width/height on each side
+    top_margin: float = 0.0         # extra margin above (the top edge is the least certain: tooth germs, long canines)
+    min_confidence: float = 0.35    # below: use the fallback window
+    fallback: list[float] = field(default_factory=lambda: [0.15, 0.12, 0.85, 0.92])  # x0 y0 x1 y1 fractions
+    edge_fraction: float = 0.10     # confidence: a lobe ends where the projection falls below this share of its peak
+    gap_fraction: float = 0.15      # confidence: the occlusal gap ends where its depth falls below this share of its median
+    gap_band: list[float] = field(default_factory=lambda: [0.38, 0.75])   # rows searched for the occlusal gap
+    crown_band: float = 0.12        # crowns: rows this share of the height either side of the gap
+    crown_fraction: float = 0.20    # the arch goes on while the crown profile is above this share of its central median
+    crown_run: float = 0.02         # crown-less stretches up to this share of the width are bridged (a missing tooth)
+    side_margin: float = 0.02       # added outside the last crown column (share of the width)
+    root_fraction: float = 0.60     # the root edge: the lower teeth lobe falls below this share of its peak
+    # teeth top = highest gap row - up x height;
+    # teeth bottom = lowest gap row + down[0] x root edge + down[1] x mandible distance + down[2] x height
+    up: float = 0.235
+    down: list[float] = field(default_factory=lambda: [0.511, 0.315, 0.057])
+    left: list[float] = field(default_factory=lambda: [0.185, 0.35])   # left edge clamped to [outer, inner] (x width)
+    right: list[float] = field(default_factory=lambda: [0.65, 0.81])   # right edge clamped to [inner, outer]
+    work_width: int = 512           # detection runs on a copy this wide
+    png_compression: int = 1
+    thumb_width: int = 360          # report thumbnails
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin <= 1:
+            raise config.ConfigError(f"crop.margin must be in [0, 1], got {self.margin}")
+        if not 0 <= self.min_confidence <= 1:
+            raise config.ConfigError(f"crop.min_confidence must be in [0, 1], got {self.min_confidence}")
+        f = list(self.fallback)
+        if len(f) != 4 or not (0 <= f[0] < f[2] <= 1 and 0 <= f[1] < f[3] <= 1):
+            raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
+        if not 0 <= self.top_margin <= 1:
+            raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
+        if not 0 <= self.up <= 1:
+            raise config.ConfigError(f"crop.up must be a share of the height in [0, 1], got {self.up}")
+        if len(self.down) != 3 or not all(-0.5 <= x <= 2 for x in self.down):
+            raise config.ConfigError(f"crop.down must be 3 coefficients in [-0.5, 2] (see pipeline/crop/crop.py); got {self.down}")
+        for name in ("gap_band", "left", "right"):
+            r = list(getattr(self, name))
+            if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
+                raise config.ConfigError(f"crop.{name} must be [lo, hi] fractions with lo <= hi; got {r}")
+        for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise config.ConfigError(f"crop.{name} must be in (0, 1), got {getattr(self, name)}")
+        for name in ("crown_band", "crown_run", "side_margin"):
+            if not 0 <= getattr(self, name) <= 0.5:
+                raise config.ConfigError(f"crop.{name} must be in [0, 0.5], got {getattr(self, name)}")
+        if self.work_width < 128:
+            raise config.ConfigError(f"crop.work_width must be >= 128, got {self.work_width}")
+        if not 0 <= self.png_compression <= 9:
+            raise config.ConfigError(f"crop.png_compression must be 0-9, got {self.png_compression}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A teeth box (half-open ints, in the frame of the image given) and how it was found."""
+
+    box: tuple[int, int, int, int]
+    confidence: float
+    method: str  # detected | fallback
+    detected: tuple[int, int, int, int] | None = None  # the detector's box even when not used
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """What the detector measured, in work pixels (the image shrunk by ``scale``), before the box."""
+
+    scale: float            # work pixels per source pixel
+    size: tuple[int, int]   # work image (width, height)
+    left: float             # teeth columns (clamped crown extent)
+    right: float
+    gap_top: float          # highest / lowest row of the occlusal curve over the teeth columns
+    gap_bottom: float
+    mandible: float         # rows from the gap down to the mandible's inferior border
+    root_edge: float        # rows from the gap down to where the lower roots' lobe fades
+    scores: dict            # confidence factors
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _prepare(img: np.ndarray, work_width: int) -> tuple[np.ndarray, float]:
+    h, w = img.shape
+    s = min(1.0, work_width / w)
+    small = cv2.resize(pngio.to_float01(img), (max(8, round(w * s)), max(8, round(h * s))),
+                       interpolation=cv2.INTER_AREA)
+    lo, hi = np.percentile(small, (1.0, 99.5))
+    g = np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    return g, s
+
+
+def _vertical_structure(g: np.ndarray) -> np.ndarray:
+    b = cv2.GaussianBlur(g, (0, 0), 1.0)
+    gx = cv2.Sobel(b, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(b, cv2.CV_32F, 0, 1)
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 3)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 3)
+    v = np.sqrt(np.maximum(jxx - jyy, 0))
+    return np.minimum(v, np.percentile(v, 98) + 1e-9)
+
+
+def _occlusal_curve(g: np.ndarray, v: np.ndarray, band=(0.38, 0.75)) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Parabola (a, b, c) of row = a u^2 + b u + c, u = x / W - 0.5; inlier share; depth; valley map.
+
+    A gap row must be darker than the rows around it *and* have teeth (vertical structure ``v``) both
+    a crown height above and below it: the tongue/palate air band has teeth on one side only."""
+    hh, ww = g.shape
+    sm = cv2.GaussianBlur(g, (0, 0), sigmaX=6, sigmaY=1.5)
+    t = max(2, int(round(0.035 * hh)))
+    pad = cv2.copyMakeBorder(sm, t, t, 0, 0, cv2.BORDER_REPLICATE)
+    valley = np.minimum(pad[:hh], pad[2 * t:]) - sm
+    t2 = max(2, int(round(0.08 * hh)))
+    vs = cv2.GaussianBlur(v, (0, 0), 3)
+    vp = cv2.copyMakeBorder(vs, t2, t2, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    both = np.sqrt(np.maximum(vp[:hh] * vp[2 * t2:], 0)) / (float(vs.max()) + 1e-9)
+    score = np.maximum(valley, 0) * both
+    lo, hi = int(band[0] * hh), max(int(band[0] * hh) + 1, int(band[1] * hh))
+    xs = np.arange(int(0.3 * ww), int(0.7 * ww), max(1, ww // 128))
+    sb = score[lo:hi][:, xs]
+    ys = lo + sb.argmax(0)
+    depth = valley[lo:hi][:, xs][sb.argmax(0), np.arange(len(xs))] * (sb.max(0) > 0)
+    u = xs / ww - 0.5
+    X = np.stack([u * u, u, np.ones_like(u)], 1)
+    keep = depth > 0
+    coef = np.array([0.0, 0.0, float(np.median(ys))])
+    for _ in range(4):
+        if keep.sum() < 5:
+            break
+        wgt = np.sqrt(depth[keep])
+        coef = np.linalg.lstsq(X[keep] * wgt[:, None], ys[keep] * wgt, rcond=None)[0]
+        # a smile: the occlusal plane rises (row decreases) to the sides, by at most ~10 % of the height
+        coef[0] = float(np.clip(coef[0], -1.5 * hh, 0.3 * hh))
+        coef[2] = float(np.median(ys[keep] - X[keep, :2] @ coef[:2]))
+        res = np.abs(X @ coef - ys)
+        keep = (depth > 0) & (res < max(2.0, 0.02 * hh))
+    inliers = float(keep.mean())
+    contrast = float(np.median(depth[keep]) / (g.std() + 1e-6)) if keep.any() else 0.0
+    return coef, inliers, contrast, valley
+
+
+def _mandible_distance(g: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, reach: int) -> float:
+    """Rows from the occlusal curve down to the inferior border of the mandible (work pixels).
+
+    The border is the lowest strong bright-above / dark-below step of the image straightened along
+    the curve, 0.2..0.48 of the height below it, averaged over the columns under the premolars and
+    canines (the middle 12 % is left out: the cervical spine's ghost lies over the chin)."""
+    hh, ww = g.shape
+    sg = cv2.remap(cv2.GaussianBlur(g, (0, 0), 3, sigmaY=1.5), mapx, mapy, cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+    k = max(2, int(0.015 * hh))
+    cols = np.r_[int(0.3 * ww):int(0.44 * ww), int(0.56 * ww):int(0.7 * ww)]
+    sub = sg[:, cols].mean(1)
+    step = np.zeros_like(sub)
+    step[k:-k] = sub[2 * k:] - sub[:-2 * k]  # > 0: brighter below
+    lo, hi = reach + int(0.2 * hh), min(len(step) - k, reach + int(0.48 * hh))
+    drop = np.maximum(-step[lo:hi], 0)
+    # the lowest strong drop: the roots above the border give drops as strong as the cortex's
+    peaks = [i for i in range(1, len(drop) - 1) if drop[i] >= drop[i - 1] and drop[i] >= drop[i + 1]
+             and drop[i] >= 0.5 * drop.max() > 0]
+    return float((peaks[-1] if peaks else int(np.argmax(drop))) + lo - reach)
+
+
+def _extent(profile: np.ndarray, start: int, step: int, frac: float) -> int:
+    thr = frac * profile[start]
+    i = start
+    while 0 <= i + step < len(profile) and profile[i + step] > thr:
+        i += step
+    return i
+
+
+def _crown_extent(profile: np.ndarray, start: int, step: int, thr: float, run: int) -> int:
+    """From ``start`` outwards by ``step``: the last index above ``thr`` before ``run`` indices in a row below it."""
+    last, miss, i = start, 0, start
+    while 0 <= i < len(profile):
+        if profile[i] > thr:
+            last, miss = i, 0
+        else:
+            miss += 1
+            if miss > run:
+                break
+        i += step
+    return last
+
+
+def _soft(x: float, lo: float, hi: float) -> float:
+    """0 at or below lo, 1 at or above hi, linear between."""
+    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+
+
+def _window(frac, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = frac
+    return int(np.floor(x0 * w)), int(np.floor(y0 * h)), int(np.ceil(x1 * w)), int(np.ceil(y1 * h))
+
+
+# ----------------------------------------------------------------------------------------- detector
+def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
+    """The detector's measurements on one OPG (2-D grey array, any dtype); :func:`detect_teeth` turns
+    them into a box, ``bench/crop_fit.py`` fits the box coefficients on them."""
+    if img.ndim != 2 or min(img.shape) < 16:
+        raise ValueError(f"expected a 2-D grey image of at least 16x16, got shape {img.shape}")
+    g, s = _prepare(img, cfg.work_width)
+    hh, ww = g.shape
+    v = _vertical_structure(g)
+    coef, inliers, contrast, valley = _occlusal_curve(g, v, cfg.gap_band)
+
+    # straighten along the occlusal curve: row t of a straightened map is t rows from the curve
+    u = np.arange(ww, dtype=np.float32) / ww - 0.5
+    curve = (coef[0] * u * u + coef[1] * u + coef[2]).astype(np.float32)
+    reach = int(0.5 * hh)
+    ts = np.arange(-reach, reach + 1, dtype=np.float32)
+    mapy = curve[None, :] + ts[:, None]
+    mapx = np.broadcast_to(np.arange(ww, dtype=np.float32), mapy.shape).copy()
+
+    def straighten(a: np.ndarray) -> np.ndarray:
+        return cv2.remap(a, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    straight = straighten(v)
+    c0, c1 = int(0.3 * ww), int(0.7 * ww)
+
+    # left/right: crowns (small bright things: a white top-hat) in the band either side of the gap
+    k = max(3, int(0.06 * hh) | 1)
+    tophat = straighten(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))))
+    band = max(1, int(cfg.crown_band * hh))
+    crowns = np.percentile(tophat[reach - band:reach + band], 90, axis=0).astype(np.float32)
+    crowns = cv2.GaussianBlur(crowns[:, None], (0, 0), 2.0).ravel()
+    m0, m1 = int(0.35 * ww), int(0.65 * ww)
+    thr = cfg.crown_fraction * float(np.median(crowns[m0:m1]))
+    run = int(round(cfg.crown_run * ww))
+    left = _crown_extent(crowns, m0, -1, thr, run) - cfg.side_margin * ww
+    right = _crown_extent(crowns, m1, +1, thr, run) + 1 + cfg.side_margin * ww
+    left = float(np.clip(left, cfg.left[0] * ww, cfg.left[1] * ww))
+    right = float(np.clip(right, cfg.right[0] * ww, cfg.right[1] * ww))
+    xs = slice(int(left), int(np.ceil(right)))
+
+    # top/bottom: the jaw's scale (gap to mandible border) and the lower roots' own lobe
+    mand = float(np.clip(_mandible_distance(g, mapx, mapy, reach), 0.25 * hh, 0.5 * hh))
+    lower_teeth = straight[reach + 1:, xs].mean(1)
+    root_edge = float(_extent(lower_teeth, int(lower_teeth.argmax()), +1, cfg.root_fraction) + 1)
+
+    # confidence: the raw lobes and gap extent (not the box) must look like an OPG's
+    rows = straight[:, c0:c1].mean(1)
+    kr = max(3, int(0.04 * hh) | 1)
+    rows = cv2.morphologyEx(rows[:, None], cv2.MORPH_CLOSE, np.ones((kr, 1), np.uint8)).ravel()
+    rows = cv2.GaussianBlur(rows[:, None], (0, 0), 1.5).ravel()
+    upper, lower = rows[:reach], rows[reach + 1:]
+    pu, pl = int(upper.argmax()), int(lower.argmax())
+    top = _extent(upper, pu, -1, cfg.edge_fraction) - reach
+    bottom = _extent(lower, pl, +1, cfg.edge_fraction) + 1
+    gl, gr = _gap_extent(straighten(valley), reach, c0, c1, cfg.gap_fraction)
+    gxs = slice(max(gl, 0), min(gr, ww))
+    raw = (gl, float(curve[gxs].min()) + top, gr, float(curve[gxs].max()) + bottom)
+    mid = float(curve[c0:c1].mean())
+    background = float(np.median(rows)) + 1e-9
+    lobes = min(upper[pu], lower[pl]) / background
+    bw, bh = (raw[2] - raw[0]) / ww, (raw[3] - raw[1]) / hh
+    cx = (raw[0] + raw[2]) / 2 / ww
+    scores = {
+        "gap_fit": _soft(inliers, 0.3, 0.7),
+        "gap_depth": _soft(contrast, 0.05, 0.25),
+        "lobes": _soft(lobes, 1.1, 1.6),
+        "width": _soft(bw, 0.1, 0.2),    # the gap's run: a jaw missing its back teeth on one side still has ~0.25
+        "height": _soft(bh, 0.1, 0.25),
+        "centred": _soft(-abs(cx - 0.5), -0.3, -0.15),
+        "gap_row": _soft(mid / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-mid / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
+    }
+    return Landmarks(s, (ww, hh), left, right, float(curve[xs].min()), float(curve[xs].max()), mand, root_edge, scores)
+
+
+def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float) -> tuple[int, int]:
+    """Columns over which the occlusal gap (dark between bright crowns) runs, from the middle out."""
+    ww = vstraight.shape[1]
+    near = max(2, int(0.04 * vstraight.shape[0]))
+    cols = vstraight[reach - near:reach + near + 1].max(0)
+    kc = max(3, int(0.06 * ww) | 1)
+    cols = cv2.morphologyEx(cols[:, None], cv2.MORPH_CLOSE, np.ones((kc, 1), np.uint8)).ravel()
+    cols = cv2.GaussianBlur(cols[:, None], (0, 0), 2.0).ravel()
+    thr = frac * float(np.median(cols[c0:c1]))
+    centre = c0 + int(np.argmax(cols[c0:c1] > thr)) if (cols[c0:c1] > thr).any() else ww // 2
+    left = right = max(centre, ww // 2) if cols[ww // 2] > thr else centre
+    while left > 0 and cols[left - 1] > thr:
+        left -= 1
+    while right < ww - 1 and cols[right + 1] > thr:
+        right += 1
+    return left, right + 2
+
+
+def landmark_box(lm: Landmarks, cfg: CropConfig) -> tuple[float, float, float, float]:
+    """The teeth box in work pixels, before the margin: see the module docstring, step 4."""
+    hh = lm.size[1]
+    top = lm.gap_top - cfg.up * hh
+    bottom = lm.gap_bottom + cfg.down[0] * lm.root_edge + cfg.down[1] * lm.mandible + cfg.down[2] * hh
+    return lm.left, top, lm.right, bottom
+
+
+def detect_teeth(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Detection:
+    """The teeth box of one OPG (2-D grey array, any dtype), in that image's pixel frame."""
+    return detection(measure(img, cfg), img.shape[:2], cfg)
+
+
+def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detection:
+    """The box (or fallback) for landmarks measured on an image of ``shape`` (height, width)."""
+    h, w = shape
+    s, (ww, hh), scores = lm.scale, lm.size, lm.scores
+    bx0, by0, bx1, by1 = landmark_box(lm, cfg)
+    confidence = float(np.prod(list(scores.values())))
+
+    # margin, back to full resolution
+    mx, my = cfg.margin * ww, cfg.margin * hh
+    detected = (int(np.clip(np.floor((bx0 - mx) / s), 0, w - 1)),
+                int(np.clip(np.floor((by0 - my - cfg.top_margin * hh) / s), 0, h - 1)),
+                int(np.clip(np.ceil((bx1 + mx) / s), 1, w)), int(np.clip(np.ceil((by1 + my) / s), 1, h)))
+    ok = detected[2] - detected[0] >= 8 and detected[3] - detected[1] >= 8
+    if ok and confidence >= cfg.min_confidence:
+        return Detection(detected, confidence, "detected", detected)
+    weak = sorted(scores, key=scores.get)[:2]
+    reason = "low confidence (" + ", ".join(f"{n}={scores[n]:.2f}" for n in weak) + ")"
+    if ok and scores["gap_row"] > 0 and scores["gap_fit"] > 0 and scores["gap_depth"] > 0.5 and scores["lobes"] > 0:
+        # the occlusal gap was found where it can be: the landmark rows, the widest plausible columns
+        box = (int(np.clip(np.floor((cfg.left[0] * ww - mx) / s), 0, w - 1)), detected[1],
+               int(np.clip(np.ceil((cfg.right[1] * ww + mx) / s), 1, w)), detected[3])
+        return Detection(box, confidence, "fallback", detected, reason + "; window around the occlusal gap")
+    return Detection(_window(cfg.fallback, w, h), confidence, "fallback", detected if ok else None, reason)
+
+
+def coverage_and_ratio(crop, box) -> tuple[float, float]:
+    """(share of ``box`` inside ``crop``, area of ``crop`` / area of ``box``): how a crop is judged
+    against an annotated teeth box."""
+    iw = max(0.0, min(box[2], crop[2]) - max(box[0], crop[0]))
+    ih = max(0.0, min(box[3], crop[3]) - max(box[1], crop[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return iw * ih / area, (crop[2] - crop[0]) * (crop[3] - crop[1]) / area
+
+
+# -------------------------------------------------------------------------------------------- stage
+def _read_table(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def thumbnail(img: np.ndarray, box: tuple[int, int, int, int], method: str, width: int) -> bytes:
+    """8-bit PNG bytes of ``img`` shrunk to ``width`` with ``box`` drawn (green detected, orange fallback)."""
+    h, w = img.shape
+    s = width / w
+    small = cv2.resize(pngio.to_float01(img), (width, max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    lo, hi = np.percentile(small, (0.5, 99.5))
+    u8 = np.round(np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    bgr = cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR)
+    colour = (60, 200, 60) if method == "detected" else (0, 140, 255)
+    p0 = (int(box[0] * s), int(box[1] * s))
+    p1 = (min(width - 1, int(box[2] * s)), min(bgr.shape[0] - 1, int(box[3] * s)))
+    cv2.rectangle(bgr, p0, p1, colour, 2)
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise OSError("thumbnail encoding failed")
+    return buf.tobytes()
+
+
+def crop_one(image_id: str, src: Path, cleaning: Cleaning, images_dir: Path, thumbs_dir: Path,
+             cfg: CropConfig) -> dict:
+    """Detect, cut and write one cleaned image; return its manifest row (never raises for bad input)."""
+    row = {c: "" for c in MANIFEST_COLUMNS}
+    row["image_id"] = image_id
+    try:
+        img = pngio.read_png16(src)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"crop: cannot read cleaned image {src}: {e}") from e
+    if (img.shape[1], img.shape[0]) != cleaning.size:
+        raise RuntimeError(f"crop: {src} is {img.shape[1]}x{img.shape[0]} but audit.csv's trim says "
+                           f"{cleaning.size[0]}x{cleaning.size[1]}")
+    try:
+        det = detect_teeth(img, cfg)
+    except Exception as e:  # a detector bug on one image must not stop the batch: fall back, say why
+        h, w = img.shape
+        det = Detection(_window(cfg.fallback, w, h), 0.0, "fallback", None, f"detector error ({type(e).__name__})")
+    cx0, cy0, cx1, cy1 = det.box
+    pngio.write_png16(images_dir / f"{image_id}.png", np.ascontiguousarray(img[cy0:cy1, cx0:cx1]),
+                      cfg.png_compression)
+    atomic.write_bytes(thumbs_dir / f"{image_id}.png", thumbnail(img, det.box, det.method, cfg.thumb_width))
+    x0, y0, x1, y1 = cleaning.to_ingested(det.box)
+    row.update(x0=int(x0), y0=int(y0), x1=int(x1), y1=int(y1), confidence=f"{det.confidence:.4f}",
+               method=det.method, cx0=cx0, cy0=cy0, cx1=cx1, cy1=cy1, reason=det.reason)
+    return row
+
+
+def jobs(audit_dir: Path, ingested_manifest: Path) -> list[tuple[str, Cleaning]]:
+    """(image_id, cleaning) of every kept image, sorted by id."""
+    kept = {r["image_id"] for r in _read_table(audit_dir / "kept.csv")}
+    audit = {r["image_id"]: r for r in _read_table(audit_dir / "audit.csv")}
+    sizes = {}
+    for r in _read_table(ingested_manifest):
+        if r.get("status") == "ok":
+            sizes[r["image_id"]] = (int(r["width"]), int(r["height"]))
+    out = []
+    for iid in sorted(kept):
+        if iid not in audit or iid not in sizes:
+            raise RuntimeError(f"crop: kept image {iid} is missing from audit.csv or the ingest manifest")
+        out.append((iid, Cleaning.from_row(audit[iid], *sizes[iid])))
+    return out
+
+
+def run_crop(cfg: CropConfig, audit_dir: Path, ingested_manifest: Path, out_dir: Path, report: Path,
+             workers: int | None = None, progress: bool = True) -> list[dict]:
+    """Stage ``crop``: kept cleaned images -> ``out_dir/images/*.png``, ``out_dir/manifest.csv``, ``report``."""
+    audit_dir = Path(audit_dir)
+    todo = jobs(audit_dir, Path(ingested_manifest))
+    n = config.workers(workers)
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    with atomic.directory(out_dir) as tmp, tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as thumbs_tmp:
+        thumbs = Path(thumbs_tmp)
+        images = tmp / "images"
+        images.mkdir()
+        args = lambda iid, cl: (iid, audit_dir / "images" / f"{iid}.png", cl, images, thumbs, cfg)  # noqa: E731
+        rows = list(workpool.imap(crop_one, [args(iid, cl) for iid, cl in todo], n, "crop", progress))
+        rows.sort(key=lambda r: r["image_id"])
+        write_csv(tmp / "manifest.csv", MANIFEST_COLUMNS, rows)
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        write_report(Path(report), rows, thumbs)
+    return rows
+
+
+def summarise(rows: list[dict]) -> str:
+    fb = sum(r["method"] == "fallback" for r in rows)
+    conf = [float(r["confidence"]) for r in rows]
+    return (f"{len(rows)} crops: {len(rows) - fb} detected, {fb} fallback; "
+            f"median confidence {np.median(conf) if conf else float('nan'):.2f}")

@@ -1,0 +1,57 @@
+"""Precision, recall, density and coverage of a synthetic set against real images (k-NN).
+
+Kynkaanniemi et al. 2019 (precision/recall) and Naeem et al. 2020 (density/coverage), on feature
+vectors: each real sample gets a ball reaching its k-th nearest real neighbour, and likewise for
+synthetic samples.
+  * precision: share of synthetic samples inside some real ball (fidelity: do they look real?);
+  * recall: share of real samples inside some synthetic ball (diversity: is all of real covered?);
+  * density: how many real balls hold a synthetic sample, on average, / k (fidelity, robust to
+    outliers; can exceed 1);
+  * coverage: share of real samples whose ball holds at least one synthetic sample (diversity,
+    robust to outliers).
+All are higher-is-better; 1 is what a second sample of real images typically reaches (density
+around 1). The feature space comes from the caller (see :func:`pipeline.metrics.c2st.embed`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PRDCConfig:
+    k: int = 5
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(d2, 0.0, None))
+
+
+def _kth_radius(features: np.ndarray, k: int) -> np.ndarray:
+    d = _distances(features, features)
+    # column 0 of the sorted rows is the point itself (distance 0)
+    return np.sort(d, axis=1)[:, k]
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, cfg: PRDCConfig) -> dict:
+    """Precision, recall, density, coverage of ``fake`` (m, d) against ``real`` (n, d)."""
+    real = np.asarray(real)
+    fake = np.asarray(fake)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"expected feature matrices (n, d) of equal d, got {real.shape} and {fake.shape}")
+    k = cfg.k
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"k={k} needs more than {k} samples per set, got {len(real)} real, {len(fake)} synthetic")
+    real_r = _kth_radius(real, k)
+    fake_r = _kth_radius(fake, k)
+    d = _distances(real, fake)  # (n_real, n_fake)
+    inside = d < real_r[:, None]  # fake j inside the ball of real i
+    precision = float(inside.any(axis=0).mean())
+    recall = float((d < fake_r[None, :]).any(axis=1).mean())
+    density = float(inside.sum(axis=0).mean() / k)
+    coverage = float((d.min(axis=1) < real_r).mean())
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}

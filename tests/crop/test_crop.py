@@ -1,0 +1,153 @@
+"""Teeth crop: coverage of the annotated teeth box and crop size, on real OPGs and the demo archive;
+the stage's manifest, crops, frames and report."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core import config, pngio
+from pipeline.demo import phantoms
+from pipeline.crop.crop import MANIFEST_COLUMNS, CropConfig, _crown_extent, coverage_and_ratio, detect_teeth, run_crop
+from pipeline.ingest.decode import decode_file
+from pipeline.core.frames import Cleaning
+from tests.builders import make_stage_inputs
+
+
+def _report(name: str, results: list[tuple[str, float, float, str]]) -> tuple[np.ndarray, np.ndarray]:
+    cov = np.array([r[1] for r in results])
+    ratio = np.array([r[2] for r in results])
+    print(f"\n{name}: {len(results)} images; coverage min {cov.min():.4f} mean {cov.mean():.4f}; "
+          f"crop area / teeth box area mean {ratio.mean():.3f} (min {ratio.min():.2f}, max {ratio.max():.2f}); "
+          f"fallback {sum(r[3] == 'fallback' for r in results)}")
+    for r in results:
+        print(f"  {r[0]:32s} coverage {r[1]:.4f}  area ratio {r[2]:.2f}  {r[3]}")
+    return cov, ratio
+
+
+def _check_coverage(results) -> None:
+    bad = [r[0] for r in results if r[1] < 0.99]
+    assert not bad, f"teeth box not covered (>= 0.99) on {bad}"
+
+
+def _check_area(results) -> None:
+    ratio = np.array([r[2] for r in results])
+    assert ratio.mean() <= 1.5, f"mean crop area is {ratio.mean():.3f}x the teeth box (> 1.5)"
+
+
+def pipeline_config() -> CropConfig:
+    """The crop settings the pipeline runs with (params.yaml), which the acceptance numbers are about."""
+    return CropConfig(**config.load_params(Path(__file__).resolve().parents[2] / "params.yaml")["crop"])
+
+
+def test_params_yaml_and_defaults_agree():
+    assert pipeline_config() == CropConfig()
+
+
+@pytest.fixture(scope="module")
+def real_results(opg_dev):
+    cfg = pipeline_config()
+    results = []
+    with open(opg_dev / "teeth_boxes.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            img = decode_file(opg_dev / "images" / r["file"], "test").pixels
+            box = [float(r[k]) for k in ("x0", "y0", "x1", "y1")]
+            det = detect_teeth(img, cfg)
+            results.append((r["file"], *coverage_and_ratio(det.box, box), det.method))
+    assert len(results) == 21
+    _report("opg-dev (21 annotated real OPGs)", results)
+    return results
+
+
+def test_real_opgs_crop_covers_every_teeth_box(real_results):
+    _check_coverage(real_results)
+
+
+def test_real_opgs_crop_is_tight(real_results):
+    _check_area(real_results)
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("demo") / "raw"
+    phantoms.build_archive(raw, phantoms.PhantomsConfig(n_clean=16, n_per_defect=1, width=768, height=384), seed=11,
+                           progress=False)
+    return raw
+
+
+def test_demo_archive_coverage_and_area(demo_archive):
+    cfg = pipeline_config()
+    results = []
+    with open(demo_archive / "ground_truth.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["expected_status"] != "ok" or r["defect"] not in ("", "exact_duplicate") or not r["teeth_x0"]:
+                continue  # planted defects (blur, exposure, rotation, non-panoramic) are the audit's business
+            img = decode_file(demo_archive / r["file"], "test").pixels
+            box = [float(r[k]) for k in ("teeth_x0", "teeth_y0", "teeth_x1", "teeth_y1")]
+            det = detect_teeth(img, cfg)
+            results.append((r["file"], *coverage_and_ratio(det.box, box), det.method))
+    assert len(results) >= 16
+    _report("demo archive ground truth", results)
+    _check_coverage(results)
+    _check_area(results)
+
+
+def test_coverage_and_ratio():
+    assert coverage_and_ratio((0, 0, 20, 10), (0, 0, 10, 10)) == (1.0, 2.0)
+    assert coverage_and_ratio((5, 0, 20, 10), (0, 0, 10, 10)) == (0.5, 1.5)
+
+
+def test_crown_extent_bridges_a_missing_tooth_but_not_an_empty_jaw():
+    profile = np.zeros(100)
+    profile[40:60] = 1.0   # front teeth
+    profile[30:38] = 1.0   # a premolar after a 2-column gap (a missing tooth)
+    profile[10:20] = 1.0   # a molar after a 10-column gap
+    assert _crown_extent(profile, 45, -1, 0.5, run=3) == 30
+    assert _crown_extent(profile, 45, -1, 0.5, run=12) == 10
+    assert _crown_extent(profile, 55, +1, 0.5, run=3) == 59
+
+
+def test_not_an_opg_falls_back_to_the_documented_window():
+    rng = np.random.default_rng(0)
+    flat = (rng.random((200, 400)) * 0.05 + 0.5).astype(np.float32)
+    cfg = CropConfig()
+    det = detect_teeth(flat, cfg)
+    assert det.method == "fallback" and det.confidence < cfg.min_confidence
+    assert det.box == (60, 24, 340, 184)  # fallback [0.15, 0.12, 0.85, 0.92] of 400x200
+    assert det.reason.startswith("low confidence")
+    with pytest.raises(ValueError):
+        detect_teeth(np.zeros((5, 5)), cfg)
+
+
+
+
+def test_crop_stage_outputs(tmp_path):
+    truth = make_stage_inputs(tmp_path)
+    rows = run_crop(CropConfig(), tmp_path / "audit", tmp_path / "ingested/manifest.csv", tmp_path / "crops",
+                    tmp_path / "reports/crops.html", workers=2, progress=False)
+    with open(tmp_path / "crops/manifest.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == MANIFEST_COLUMNS and len(table) == len(truth) == len(rows)
+    for r in table:
+        cl, gt = truth[r["image_id"]]
+        cbox = tuple(int(r[k]) for k in ("cx0", "cy0", "cx1", "cy1"))
+        ibox = tuple(int(r[k]) for k in ("x0", "y0", "x1", "y1"))
+        assert cl.to_ingested(cbox) == ibox and cl.to_cleaned(ibox) == cbox
+        crop = pngio.read_png16(tmp_path / "crops/images" / f"{r['image_id']}.png")
+        assert crop.shape == (cbox[3] - cbox[1], cbox[2] - cbox[0])
+        cleaned = pngio.read_png16(tmp_path / "audit/images" / f"{r['image_id']}.png")
+        assert np.array_equal(crop, cleaned[cbox[1]:cbox[3], cbox[0]:cbox[2]])
+        # the teeth (in the ingested frame, as ground truth says) are inside the crop
+        gt_clipped = cl.to_ingested(tuple(np.clip(cl.to_cleaned(gt), 0, [*cl.size, *cl.size])))
+        assert coverage_and_ratio(ibox, gt_clipped)[0] >= 0.99, r
+        assert r["method"] in ("detected", "fallback") and 0 <= float(r["confidence"]) <= 1
+    html = (tmp_path / "reports/crops.html").read_text()
+    ids = re.findall(r"<figure class='\w+' id='([0-9a-f]+)'", html)
+    assert sorted(ids) == sorted(truth)
+    conf = {r["image_id"]: float(r["confidence"]) for r in table}
+    assert [conf[i] for i in ids] == sorted(conf.values()), "lowest confidence first"
+    assert html.count("data:image/png;base64,") == len(truth)
+    assert not list(tmp_path.glob("*.tmp-*")) and not list((tmp_path / "crops").parent.glob("tmp*"))

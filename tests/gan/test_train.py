@@ -1,0 +1,261 @@
+"""The training loop: a few steps per model, exports, DVCLive, resume bit-equality, config checks,
+trainset errors, and a 2-process gloo run under torch.distributed.run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.core import pngio
+from pipeline.core.config import ConfigError
+from pipeline.gan.models import load_generator
+from pipeline.gan.train import TrainConfig, checkpoints, train
+from pipeline.gan.trainset import load_train_images
+
+H, W = 16, 32
+TINY = dict(z_dim=8, features=4, max_features=16, batch=4, n_critic=2, log_every=2, sample_every=2,
+            checkpoint_every=2, sample_count=4)
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def make_dataset(root: Path, n: int = 12, size=(H, W), seed: int = 0) -> tuple[Path, Path]:
+    """n blob images of ``size`` + a split.csv with n train rows and 2 val rows (val files absent)."""
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    images.mkdir(parents=True)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rows = []
+    for i in range(n):
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        img = np.exp(-(((yy - cy) / (h / 4)) ** 2 + ((xx - cx) / (w / 6)) ** 2)).astype(np.float32)
+        pngio.write_png16(images / f"{i:016x}.png", img)
+        rows.append(f"{i:016x},train,g{i}")
+    rows += ["ffffffffffffff01,val,gv", "ffffffffffffff02,test,gt"]
+    split = root / "split.csv"
+    split.write_text("image_id,split,group\n" + "\n".join(rows) + "\n")
+    return images, split
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return make_dataset(tmp_path / "data")
+
+
+def run(cfg, out, dataset, **kw):
+    images, split = dataset
+    return train(cfg, "v", H, W, 123, images, split, out, progress=False, **kw)
+
+
+@pytest.mark.parametrize("model", ["resnet", "baseline"])
+def test_a_few_steps_export_a_loadable_generator_and_logs(model, dataset, tmp_path):
+    cfg = TrainConfig(model=model, steps=4, keep_checkpoints=1, **TINY)
+    out = tmp_path / "models" / "v"
+    result = run(cfg, out, dataset)
+    assert result["finished"] and result["step"] == 4 and result["train_images"] == 12
+    gen, info = load_generator(out / "generator.pt")
+    assert info["step"] == 4 and info["model"]["model"] == model
+    x = gen(torch.randn(3, gen.z_dim))
+    assert x.shape == (3, 1, H, W) and x.abs().max() <= 1
+    assert [s for s, _ in checkpoints(out / "checkpoints")] == [4]      # pruned to keep_checkpoints
+    metrics = json.loads((out / "live" / "metrics.json").read_text())
+    assert {"loss_d", "loss_g", "wasserstein", "gp"} <= set(metrics) and metrics["step"] == 4
+    assert all(np.isfinite(metrics[k]) for k in ("loss_d", "loss_g", "wasserstein", "gp"))
+    samples = sorted((out / "live" / "plots" / "images" / "samples").glob("*.png"))
+    assert [p.stem for p in samples] == ["0000002", "0000004"]
+    grid = pngio.read_png16(samples[-1])
+    assert grid.shape[0] > H and grid.shape[1] > W and grid.std() > 0
+
+
+def _states(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def _assert_equal_tree(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_equal_tree(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_equal_tree(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_resume_after_a_kill_is_bit_identical(dataset, tmp_path):
+    cfg = TrainConfig(steps=6, hflip=True, **TINY)
+    straight = tmp_path / "straight"
+    run(cfg, straight, dataset)
+    killed = tmp_path / "killed"
+    first = run(cfg, killed, dataset, stop_after=5)              # checkpoint at 4, step 5 is lost
+    assert not first["finished"] and not (killed / "generator.pt").exists()
+    assert checkpoints(killed / "checkpoints")[-1][0] == 4
+    second = run(cfg, killed, dataset)
+    assert second["resumed_from"] == 4 and second["finished"]
+    a, b = _states(straight / "checkpoints" / "step_0000006.pt"), _states(killed / "checkpoints" / "step_0000006.pt")
+    for key in ("G", "D", "ema", "opt_g", "opt_d", "rng", "step"):
+        _assert_equal_tree(a[key], b[key], key)
+    ga, _ = load_generator(straight / "generator.pt")
+    gb, _ = load_generator(killed / "generator.pt")
+    _assert_equal_tree(ga.state_dict(), gb.state_dict(), "generator.pt")
+    # DVCLive history: no duplicate rows from the lost step
+    header, *rows = (killed / "live" / "plots" / "metrics" / "loss_d.tsv").read_text().split("\n")
+    col = header.split("\t").index("step")
+    assert [int(r.split("\t")[col]) for r in rows if r] == [2, 4, 6]
+
+
+def test_a_changed_config_starts_afresh_and_more_steps_continue(dataset, tmp_path):
+    out = tmp_path / "m"
+    run(TrainConfig(steps=2, **TINY), out, dataset)
+    longer = run(TrainConfig(steps=4, **TINY), out, dataset)
+    assert longer["resumed_from"] == 2
+    other = run(TrainConfig(steps=4, **{**TINY, "n_critic": 1}), out, dataset)
+    assert other["resumed_from"] == 0 and other["finished"]
+
+
+def test_overrides_per_variant_are_checked():
+    cfg = TrainConfig(steps=10, overrides={"a": {"steps": 3, "features": 4}})
+    assert cfg.for_variant("a").steps == 3 and cfg.for_variant("a").features == 4
+    assert cfg.for_variant("b") == dataclasses.replace(cfg, overrides={})
+    with pytest.raises(ConfigError, match=r"train\.overrides\.a\.stepz"):
+        TrainConfig(overrides={"a": {"stepz": 3}})
+    with pytest.raises(ConfigError, match=r"train\.overrides\.teeth_sqaure"):   # a typo of a variant's name
+        TrainConfig(overrides={"teeth_sqaure": {"steps": 3}}).for_variant("teeth_square", ["full_16x9", "teeth_square"])
+    with pytest.raises(ValueError):
+        TrainConfig(diffaugment="translation,colour")
+
+
+def test_trainset_reads_train_rows_and_rejects_bad_files(dataset, tmp_path):
+    images, split = dataset
+    data, ids = load_train_images(images, split, H, W)
+    assert data.shape == (12, 1, H, W) and len(ids) == 12 and "ffffffffffffff01" not in ids
+    assert data.min() >= -1 and data.max() <= 1 and data.max() > 0.9
+    with pytest.raises(ValueError, match="not 32x16|not"):
+        load_train_images(images, split, H, W + 2)
+    (images / f"{0:016x}.png").unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_train_images(images, split, H, W)
+
+
+DDP_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from pipeline.gan.train import TrainConfig, train
+cfg = TrainConfig(steps=3, **{tiny!r})
+r = train(cfg, "v", {h}, {w}, 7, Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), progress=False)
+import os, json
+Path(sys.argv[3], f"result_{{os.environ['RANK']}}.json").write_text(json.dumps(r))   # stdout interleaves
+"""
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_completes(dataset, tmp_path, repo_root):
+    images, split = dataset
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(tiny=TINY, h=H, w=W))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                        "--master_addr=127.0.0.1", f"--master_port={port}", str(script), str(images),
+                        str(split), str(out)], cwd=repo_root, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for rank in (0, 1):
+        result = json.loads((out / f"result_{rank}.json").read_text())
+        assert (result["world"], result["step"], result["finished"]) == (2, 3, True)
+    state = torch.load(out / "checkpoints" / "step_0000003.pt", weights_only=True)
+    assert state["world"] == 2 and len(state["rng"]) == 2
+    # the ranks drew different batches and noise
+    assert not torch.equal(state["rng"][0]["data"], state["rng"][1]["data"])
+    gen, info = load_generator(out / "generator.pt")
+    assert info["step"] == 3 and gen(torch.randn(2, gen.z_dim)).shape == (2, 1, H, W)
+
+
+def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
+    """The real thing: `dvc repro` of train@V, SIGKILLed (with its whole process group) once a
+    checkpoint exists, then `dvc repro` again: the stage resumes from that checkpoint, finishes,
+    and DVC records it as up to date."""
+    import signal
+    import time
+
+    from tests import builders
+
+    project = builders.copy_project(repo_root, tmp_path / "proj")
+    variant = "full_16x9"
+    make_dataset(project / "data" / "variants" / variant, size=(H, W))
+    (project / "data" / "split").mkdir(parents=True)
+    (project / "data" / "variants" / variant / "split.csv").rename(project / "data" / "split" / "split.csv")
+    tiny = {f"train.{k}": v for k, v in TINY.items()}
+    builders.set_params(project, {**tiny, "train.steps": 60, "train.checkpoint_every": 4, "train.log_every": 4,
+                            "train.sample_every": 100, f"variants.{variant}.height": H,
+                            f"variants.{variant}.width": W})
+    stage = f"train@{variant}"
+    env = {**builders.env(), "OMP_NUM_THREADS": "1", "DENTSYNTH_WORKERS": "1"}
+    proc = subprocess.Popen([str(builders.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpts = project / "models" / variant / "checkpoints"
+    deadline = time.monotonic() + 120
+    try:
+        while not any(s >= 8 for s, _ in checkpoints(ckpts)):
+            assert proc.poll() is None, "the stage ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = checkpoints(ckpts)[-1][0]
+    assert killed_at < 60 and not (project / "models" / variant / "generator.pt").exists()
+    log = builders.dvc(project, "repro", "-s", stage)
+    assert f"resumed from step_{killed_at:07d}.pt (step {killed_at})" in log, log[-2000:]
+    assert '"finished": true' in log and '"step": 60' in log
+    _, info = load_generator(project / "models" / variant / "generator.pt")
+    assert info["step"] == 60
+    metrics = json.loads((project / "models" / variant / "live" / "metrics.json").read_text())
+    assert metrics["step"] == 60
+    assert stage not in builders.changed_stages(project, stage)
+    # `dvc plots show` renders the DVCLive scalars and the sample grids declared in dvc.yaml
+    builders.dvc(project, "plots", "show", "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "wasserstein" in html and "samples" in html
+
+
+def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
+    """bf16 autocast + channels_last (the CUDA defaults) through the same loop: finite losses, an
+    fp32 export, and still resumable."""
+    cfg = TrainConfig(steps=3, amp="bf16", channels_last="on", **TINY)
+    result = run(cfg, tmp_path / "m", dataset)
+    assert result["amp_bf16"] and result["channels_last"] and result["finished"]
+    assert all(np.isfinite(result[k]) for k in ("loss_d", "loss_g", "wasserstein", "gp"))
+    gen, _ = load_generator(tmp_path / "m" / "generator.pt")
+    assert all(p.dtype == torch.float32 for p in gen.parameters())
+    assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
+
+
+def test_cpu_threads_share_the_idle_cores(monkeypatch):
+    from pipeline.gan import train as train_mod
+
+    monkeypatch.setattr(train_mod.os, "sched_getaffinity", lambda _: set(range(8)))
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert train_mod.cpu_threads(None) == 8 and train_mod.cpu_threads(4) == 4
+    assert train_mod.cpu_threads(None, world=2) == 4
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (5.4, 0.0, 0.0))   # 5 cores busy elsewhere
+    assert train_mod.cpu_threads(None) == 3 and train_mod.cpu_threads(None, world=2) == 1
+    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert train_mod.cpu_threads(8) == 1
