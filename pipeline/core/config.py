@@ -33,11 +33,20 @@ def parse_yaml(text: str) -> Any:
     return YAML(typ="safe", pure=True).load(text)
 
 
+# the top-level keys of params.yaml: one section per stage (shared/DESIGN.md) plus seed and variants
+SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbox", "split", "train",
+            "generate", "evaluate", "release")
+
+
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as DVC reads it; a top-level key that is no known section is an error (a typo)."""
     with open(path, encoding="utf-8") as f:
         params = parse_yaml(f.read()) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
     return params
 
 

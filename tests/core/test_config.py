@@ -149,3 +149,11 @@ def test_unknown_keys_fail_with_their_name(repo_root):
         bad = dict(params[section], typo_key=1)
         with pytest.raises(config.ConfigError, match=rf"{section}: unknown key\(s\) \['typo_key'\]"):
             config.build(cls, bad, section)
+
+
+def test_unknown_top_level_section_fails(tmp_path, repo_root):
+    text = (repo_root / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text + "\nevalute:\n  seed: 1\n")
+    with pytest.raises(config.ConfigError, match=r"unknown section\(s\) \['evalute'\]"):
+        config.load_params(tmp_path / "params.yaml")
+    assert set(config.load_params(repo_root / "params.yaml")) <= set(config.SECTIONS)
