@@ -345,7 +345,8 @@ def quality_reasons(v: dict, cfg: AuditConfig) -> list[str]:
     return r
 
 
-def _fmt(v) -> str:
+def fmt_cell(v) -> str:
+    """A value as audit.csv writes it: floats to 6 significant digits, NaN as an empty cell."""
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return str(v)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.audit.audit import AUDIT_COLUMNS, KEPT_COLUMNS, AuditConfig, _clean_one, _measure_one, decide, read_ingest_manifest
+from pipeline.audit.audit import (AUDIT_COLUMNS, KEPT_COLUMNS, AuditConfig, _clean_one, _measure_one, decide, fmt_cell,
+                                  read_ingest_manifest)
 from pipeline.audit.audit_report import write_report
 from pipeline.core import atomic, config, workpool
 from pipeline.core.frames import Cleaning
@@ -38,10 +39,13 @@ def run_audit(cfg: AuditConfig, ingested: Path, out_dir: Path, report_dir: Path 
         for r, err in zip(kept, workpool.imap(_clean_one, jobs2, n_workers, "audit: clean", progress)):
             if err:  # could not write the cleaned copy: a recorded rejection
                 r["verdict"], r["reasons"] = "reject", ";".join(filter(None, [r["reasons"], "unreadable"]))
-        write_csv(tmp / "audit.csv", AUDIT_COLUMNS, rows)
+        write_csv(tmp / "audit.csv", AUDIT_COLUMNS, _cells(rows, AUDIT_COLUMNS))
         kept = [dict(r, patient_key=patient.get(r["image_id"], "")) for r in rows if r["verdict"] == "keep"]
-        write_csv(tmp / "kept.csv", KEPT_COLUMNS, kept)
+        write_csv(tmp / "kept.csv", KEPT_COLUMNS, _cells(kept, KEPT_COLUMNS))
     if report_dir is not None:
         write_report(rows, cfg, ingested / "images", Path(report_dir), sizes)
     return rows
 
+
+def _cells(rows: list[dict], columns: list[str]) -> list[dict]:
+    return [{c: fmt_cell(r.get(c, "")) for c in columns} for r in rows]

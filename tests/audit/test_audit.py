@@ -218,3 +218,11 @@ def test_real_burned_in_markers_flagged_not_rejected(real):
         x1, y0, y1 = int(r["text_x1"]), int(r["text_y0"]), int(r["text_y1"])
         assert x1 > 0.9 * (int(r["trim_x1"]))
         assert (y1 > 0.8 * int(r["trim_y1"])) if n.startswith("mlua-") else (y0 < 0.1 * int(r["trim_y1"]))
+
+
+def test_audit_csv_writes_floats_to_six_digits(demo):
+    """audit.csv is a DVC output diffed across runs: floats as %.6g, NaN as empty, never repr() digits."""
+    root = demo[0]
+    rows = _read(root / "audit" / "audit.csv")
+    cells = [r[c] for r in rows for c in ("template_corr", "mean", "sharpness", "aspect") if r[c]]
+    assert cells and all(c == f"{float(c):.6g}" for c in cells)
