@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from pipeline.core import atomic
+from pipeline.core.tables import cpu_count
 
 OUT = Path("reports/bench")
 
@@ -18,9 +19,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def machine() -> dict:
-    import os
-
-    return {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0)),
+    return {"python": platform.python_version(), "cpus": cpu_count(),
             "machine": platform.machine()}
 
 
