@@ -249,7 +249,7 @@ def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
 
 
 def test_cpu_threads_share_the_idle_cores(monkeypatch):
-    from pipeline.gan import train as train_mod
+    from pipeline.gan import runtime as train_mod
 
     monkeypatch.setattr(train_mod.os, "sched_getaffinity", lambda _: set(range(8)))
     monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
