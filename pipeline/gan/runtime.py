@@ -1,6 +1,7 @@
 """Where and how one training process runs: its device, rank and world size (torchrun's
-environment), bf16 autocast, channels_last, CPU threads, and the data-parallel helpers (one
-gradient all-reduce per optimiser step, a replica check at the end). NCCL on CUDA, gloo on CPU."""
+environment), bf16 autocast, channels_last, TF32, CPU threads, the host-sync guard of the hot loop,
+and the data-parallel helpers (one gradient all-reduce per optimiser step, a replica check at the
+end). NCCL on CUDA, gloo on CPU. Rank r uses ``cuda:LOCAL_RANK``, and only that device."""
 from __future__ import annotations
 
 import contextlib
@@ -21,6 +22,7 @@ class Runtime:
     world: int
     amp: bool
     channels_last: bool
+    tf32: bool = False    # fp32 matmuls and convolutions in TF32 (CUDA only; never on the CPU)
 
     @property
     def main(self) -> bool:
@@ -39,16 +41,38 @@ class Runtime:
         if self.world > 1:
             dist.barrier()
 
+    def sync_guard(self, mode: str | None) -> Callable[[bool], ContextManager[Any]]:
+        """``guard(active)``: a context in which CUDA ops that make the host wait for the device
+        warn (``mode="warn"``) or raise (``"error"``), per ``torch.cuda.set_sync_debug_mode``;
+        a no-op on the CPU, with ``mode`` None or ``active`` false."""
+        if mode is None or self.device.type != "cuda":
+            return lambda active: contextlib.nullcontext()
 
-def setup(device: str, amp: str, channels_last: str, threads: int | None = None) -> Runtime:
-    """The process's runtime from the config's ``device``, ``amp`` and ``channels_last`` and
-    torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (absent: one process)."""
+        @contextlib.contextmanager
+        def guard(active: bool):
+            if not active:
+                yield
+                return
+            torch.cuda.set_sync_debug_mode(mode)
+            try:
+                yield
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        return guard
+
+
+def setup(device: str, amp: str, channels_last: str, threads: int | None = None, tf32: bool = False) -> Runtime:
+    """The process's runtime from the config's ``device``, ``amp``, ``channels_last`` and ``tf32``
+    and torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (absent: one process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is cuda but no CUDA device is available")
+    if use_cuda and local >= torch.cuda.device_count():
+        raise RuntimeError(f"process LOCAL_RANK {local} has no GPU: {torch.cuda.device_count()} visible; "
+                           f"launch at most that many processes (train.gpus)")
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
@@ -60,9 +84,17 @@ def setup(device: str, amp: str, channels_last: str, threads: int | None = None)
     cl = channels_last == "on" or (channels_last == "auto" and use_cuda)
     if use_cuda:
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return Runtime(dev, rank, world, use_amp, cl)
+        set_tf32(tf32)
+    return Runtime(dev, rank, world, use_amp, cl, tf32=use_cuda and tf32)
+
+
+def set_tf32(on: bool) -> None:
+    """fp32 matmuls (cuBLAS) and convolutions (cuDNN) in TF32 or in IEEE fp32. Set both explicitly:
+    torch's defaults differ (convolutions TF32, matmuls not). Only the new API, never mixed with
+    ``allow_tf32`` (torch refuses the mix)."""
+    precision = "tf32" if on else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
 
 
 def cpu_threads(requested: int | None, world: int = 1) -> int:

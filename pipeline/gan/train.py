@@ -9,9 +9,14 @@
   steps (DVCLive: ``loss_d, loss_g, wasserstein, gp`` and a fixed-seed sample grid every
   ``sample_every`` steps, under ``models/<V>/live``).
 - Checkpoints every ``checkpoint_every`` steps (:mod:`pipeline.gan.checkpoint`): a restart resumes
-  from the newest compatible one, bit-identically on CPU with the same thread count
-  (:func:`pipeline.gan.runtime.cpu_threads` lowers it on a loaded machine: a speed/rounding trade-off).
-- Multi-process (``torchrun --nproc_per_node=N -m stages.train V``): each rank draws its own
+  from the newest one of the same config, seed, data and code, on any device and with any number
+  of processes that divides the global batch (the launch is a speed setting; RNG rule in
+  :mod:`pipeline.gan.checkpoint`), bit-identically when the launch is the same, on the CPU with the
+  same thread count (:func:`pipeline.gan.runtime.cpu_threads` lowers it on a loaded machine: a
+  speed/rounding trade-off). Only a checkpoint of another config, seed, data or code is removed
+  (a new run); never one because the launch differs.
+- Multi-process (``train.gpus``: ``python -m stages.train V`` execs ``torchrun --nproc_per_node=N``
+  itself, :mod:`pipeline.gan.launch`, so ``dvc repro`` is the multi-GPU run): each rank draws its own
   ``batch / N`` images and noise; gradients are averaged across ranks with one all-reduce per
   optimiser step (the DistributedDataParallel semantics, done by hand because DDP's hooks do not
   support the penalty's double backward). NCCL on CUDA, gloo on CPU.
@@ -79,6 +84,8 @@ class TrainConfig:
     channels_last: Literal["auto", "on", "off"] = "auto"   # auto: on CUDA only
     compile: bool = False
     data_on_device_gb: float = 8.0   # keep the train set on the GPU when it is at most this big
+    tf32: bool = True                # CUDA: fp32 matmuls/convolutions (penalty, amp off) in TF32
+    gpus: int | Literal["auto"] = "auto"   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +95,8 @@ class TrainConfig:
                      "keep_checkpoints", "sample_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1")
+        if self.gpus != "auto" and self.gpus < 0:
+            raise ValueError(f"train.gpus must be auto or >= 0, got {self.gpus}")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
             raise ValueError("train.lr and train.lr_d must be positive")
         parse_policy(self.diffaugment)
@@ -126,10 +135,11 @@ class TrainConfig:
         return build(TrainConfig, data, f"train.overrides.{name}")
 
 
-# keys that may change between a checkpoint and its resumption without invalidating it
+# keys that may change between a checkpoint and its resumption without invalidating it (the launch:
+# device, processes and speed settings; logging; the length of the run)
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "sample_count", "checkpoint_every",
                   "keep_checkpoints", "device", "channels_last", "compile", "data_on_device_gb",
-                  "overrides"}
+                  "tf32", "gpus", "overrides"}
 
 
 @dataclasses.dataclass
@@ -150,8 +160,8 @@ class Nets:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.ema.load_state_dict(state["ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        checkpoint.load_optimizer(self.opt_g, state["opt_g"])
+        checkpoint.load_optimizer(self.opt_d, state["opt_d"])
 
 
 def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtime) -> Nets:
@@ -178,16 +188,28 @@ def _fingerprint(cfg: TrainConfig, seed: int, height: int, width: int, ids: list
 
 class Batches:
     """Real batches of ``local_batch`` images, drawn with replacement by ``generator`` (on the
-    data's device, so that drawing never copies indices from the host), flipped at random."""
+    data's device, so that drawing never copies indices from the host), flipped at random.
+
+    A train set kept in pinned host memory (too big for ``data_on_device_gb``) is indexed into a
+    pinned batch buffer, so that its ``non_blocking`` copy really is asynchronous (indexing a pinned
+    tensor returns pageable memory). Each batch takes a fresh buffer from torch's caching host
+    allocator, which reuses a buffer only once the copy that read it has completed."""
 
     def __init__(self, data: torch.Tensor, local_batch: int, generator: torch.Generator, hflip: bool,
                  rt: Runtime) -> None:
         self.data, self.n, self.generator, self.hflip, self.rt = data, local_batch, generator, hflip, rt
+        self.pinned = data.device.type == "cpu" and rt.device.type == "cuda" and data.is_pinned()
 
     def __call__(self) -> torch.Tensor:
         data, dev = self.data, self.rt.device
         idx = torch.randint(data.shape[0], (self.n,), generator=self.generator, device=data.device)
-        x = data[idx] if data.device == dev else data[idx].to(dev, non_blocking=True)
+        if data.device == dev:
+            x = data[idx]
+        elif self.pinned:
+            buf = torch.empty((self.n, *data.shape[1:]), dtype=data.dtype, pin_memory=True)
+            x = torch.index_select(data, 0, idx, out=buf).to(dev, non_blocking=True)
+        else:
+            x = data[idx].to(dev)
         if self.hflip:
             flip = torch.rand(self.n, 1, 1, 1, device=dev) < 0.5
             x = torch.where(flip, x.flip(3), x)
@@ -195,40 +217,47 @@ class Batches:
 
 
 def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, nets: Nets,
-            data_gen: torch.Generator, rt: Runtime, variant: str) -> int:
-    """Load the newest compatible checkpoint into ``nets`` and the RNGs; returns its step (0: none).
-    Checkpoints of another config, seed, data, code or process count are removed (a fresh run)."""
-    step = 0
+            data_gen: torch.Generator, seed: int, rt: Runtime, variant: str) -> tuple[int, list[dict]]:
+    """Load the newest checkpoint of this run into ``nets`` and the RNGs, whatever the launch that
+    wrote it; returns (its step, the resume history to record); (0, []) for a fresh run. Only
+    checkpoints of another config, seed, data or code are removed (that is another run)."""
     existing = checkpoints(ckpt_dir)
     if existing:
         _, last = existing[-1]
         state = checkpoint.load(last)
-        if state.get("fingerprint") != fingerprint or state.get("world") != rt.world:
-            if rt.main:
-                print(f"[train] {variant}: checkpoints in {ckpt_dir} are from another config, seed, "
-                      f"data or process count: starting afresh")
-            rt.barrier()
-            if rt.main:
-                shutil.rmtree(ckpt_dir, ignore_errors=True)
-                shutil.rmtree(live_dir, ignore_errors=True)
-                (out_dir / "generator.pt").unlink(missing_ok=True)
-        else:
+        if state.get("fingerprint") == fingerprint:
             nets.load_state_dict(state)
-            checkpoint.set_rng_state(state["rng"][rt.rank], data_gen)
+            rule = checkpoint.resume_rng(state, seed, rt.rank, rt.world, rt.device, data_gen)
             step = int(state["step"])
+            resume = {"step": step, "from_world": state.get("world"), "world": rt.world,
+                      "from_device": state.get("device"), "device": rt.device.type, "rng": rule}
             if rt.main:
-                print(f"[train] {variant}: resumed from {last.name} (step {step})")
+                print(f"[train] {variant}: resumed from {last.name} (step {step}; written by "
+                      f"{resume['from_world']} process(es) on {resume['from_device']}, now {rt.world} on "
+                      f"{rt.device.type}; RNG streams {rule})")
                 trim_history(live_dir, step)
-    elif rt.main:   # a fresh run: nothing of an earlier one may survive next to it
+            rt.barrier()
+            return step, [*state.get("resumes", []), resume]
+        if rt.main:
+            differ = sorted(k for k in fingerprint if state.get("fingerprint", {}).get(k) != fingerprint[k])
+            if "config" in differ:
+                old = state["fingerprint"]["config"]
+                differ += [f"train.{k}" for k in sorted(fingerprint["config"]) if old.get(k) != fingerprint["config"][k]]
+            print(f"[train] {variant}: checkpoints in {ckpt_dir} are of another run (differs in "
+                  f"{', '.join(differ)}): starting afresh")
+        rt.barrier()
+        if rt.main:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if rt.main:   # a fresh run: nothing of an earlier one may survive next to it
         shutil.rmtree(live_dir, ignore_errors=True)
         (out_dir / "generator.pt").unlink(missing_ok=True)
     rt.barrier()
-    return step
+    return 0, []
 
 
 def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fingerprint: dict,
-          cfg: TrainConfig, rt: Runtime, variant: str) -> None:
-    rng = checkpoint.rng_state(data_gen)
+          resumes: list[dict], cfg: TrainConfig, rt: Runtime, variant: str) -> None:
+    rng = checkpoint.rng_state(rt.device, data_gen)
     if rt.world > 1:
         all_rng: list = [None] * rt.world
         torch.distributed.all_gather_object(all_rng, rng)
@@ -236,7 +265,7 @@ def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fing
         all_rng = [rng]
     if rt.main:
         state = {"step": step, **nets.state_dict(), "rng": all_rng, "fingerprint": fingerprint,
-                 "world": rt.world, "variant": variant}
+                 "world": rt.world, "device": rt.device.type, "resumes": resumes, "variant": variant}
         checkpoint.save(ckpt_dir, step, state, cfg.keep_checkpoints)
     rt.barrier()
 
@@ -245,20 +274,22 @@ def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fing
 def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
           split_csv: str | os.PathLike, out_dir: str | os.PathLike, *, stop_after: int | None = None,
           images: torch.Tensor | None = None, progress: bool = True, threads: int | None = None,
-          live: bool = True) -> dict:
+          live: bool = True, sync_debug: Literal["warn", "error"] | None = None) -> dict:
     """Train (or resume) one variant's GAN into ``out_dir``; returns a summary dict.
 
     ``stop_after`` ends the run after that many steps without exporting (as a kill would, for
     tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
-    (split between the ranks; None: torch's default); ``live``: write the DVCLive log. None of them
-    changes the maths; the thread count changes float rounding (gradients differ by ~1e-6), so
+    (split between the ranks; None: torch's default); ``live``: write the DVCLive log;
+    ``sync_debug``: on CUDA, every training step after this process's first runs under
+    ``torch.cuda.set_sync_debug_mode`` (logging and checkpoints excluded). None of them changes the maths; the thread count changes float rounding (gradients differ by ~1e-6), so
     bit-identical reruns need the same count.
     """
-    rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, threads)
+    rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, threads, tf32=cfg.tf32)
     out_dir = Path(out_dir)
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"
     if cfg.batch % rt.world:
-        raise ValueError(f"train.batch {cfg.batch} is not divisible by the {rt.world} processes")
+        raise ValueError(f"train.batch {cfg.batch} (the global batch) is not divisible by the {rt.world} "
+                         f"processes: launch a divisor of it (train.gpus); resuming needs the same train.batch")
     local_batch = cfg.batch // rt.world
 
     if images is None:
@@ -282,7 +313,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     fixed_z = torch.randn(cfg.sample_count, cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     fixed_z = fixed_z.to(rt.device)
 
-    step = first_step = _resume(ckpt_dir, live_dir, out_dir, fingerprint, nets, data_gen, rt, variant)
+    step, resumes = _resume(ckpt_dir, live_dir, out_dir, fingerprint, nets, data_gen, seed, rt, variant)
+    first_step = step
     batch = Batches(data, local_batch, data_gen, cfg.hflip, rt)
     ops = parse_policy(cfg.diffaugment)
     autocast = rt.autocast()
@@ -297,36 +329,38 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {variant}", unit="step",
                disable=not (rt.main and progress), mininterval=5.0)
     summary: dict[str, float] = {}
+    guard = rt.sync_guard(sync_debug)
     while step < cfg.steps and (stop_after is None or step < stop_after):
-        # critic
-        D.requires_grad_(True)
-        for _ in range(cfg.n_critic):
-            real = batch()
+        with guard(step > first_step):   # this process's first step warms up (cuDNN, compile)
+            # critic
+            D.requires_grad_(True)
+            for _ in range(cfg.n_critic):
+                real = batch()
+                z = torch.randn(local_batch, cfg.z_dim, device=rt.device)
+                with torch.no_grad(), autocast():
+                    fake = G_run(z)
+                with autocast():
+                    real_a, fake_a = aug(real), aug(fake)
+                    loss_w, w = critic_loss(D_run(real_a), D_run(fake_a))
+                gp, _ = gradient_penalty(D, real_a, fake_a)
+                loss_d = loss_w + cfg.gp_lambda * gp
+                nets.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                runtime.allreduce_grads(d_params, rt.world)
+                nets.opt_d.step()
+            # generator
+            D.requires_grad_(False)
             z = torch.randn(local_batch, cfg.z_dim, device=rt.device)
-            with torch.no_grad(), autocast():
-                fake = G_run(z)
             with autocast():
-                real_a, fake_a = aug(real), aug(fake)
-                loss_w, w = critic_loss(D_run(real_a), D_run(fake_a))
-            gp, _ = gradient_penalty(D, real_a, fake_a)
-            loss_d = loss_w + cfg.gp_lambda * gp
-            nets.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            runtime.allreduce_grads(d_params, rt.world)
-            nets.opt_d.step()
-        # generator
-        D.requires_grad_(False)
-        z = torch.randn(local_batch, cfg.z_dim, device=rt.device)
-        with autocast():
-            loss_g = generator_loss(D_run(aug(G_run(z))))
-        nets.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        runtime.allreduce_grads(g_params, rt.world)
-        nets.opt_g.step()
-        nets.ema.update(G)
+                loss_g = generator_loss(D_run(aug(G_run(z))))
+            nets.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            runtime.allreduce_grads(g_params, rt.world)
+            nets.opt_g.step()
+            nets.ema.update(G)
+            acc += torch.stack([loss_d.detach(), w, gp.detach(), loss_g.detach()])
         step += 1
         bar.update(1)
-        acc += torch.stack([loss_d.detach(), w, gp.detach(), loss_g.detach()])
         acc_n += 1
 
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -345,7 +379,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
         if step % cfg.sample_every == 0 or step == cfg.steps:
             log.samples(step, nets.ema.model, fixed_z)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save(ckpt_dir, step, nets, data_gen, fingerprint, cfg, rt, variant)
+            _save(ckpt_dir, step, nets, data_gen, fingerprint, resumes, cfg, rt, variant)
     bar.close()
 
     if rt.world > 1:
@@ -356,5 +390,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     log.close()
     rt.barrier()
     return {"variant": variant, "step": step, "resumed_from": first_step, "finished": finished,
+            "rng_on_resume": resumes[-1]["rng"] if first_step else None,
             "device": str(rt.device), "world": rt.world, "amp_bf16": rt.amp, "channels_last": rt.channels_last,
-            "train_images": data.shape[0], **summary}
+            "tf32": rt.tf32, "compile": cfg.compile, "data_on_device": data.device == rt.device,
+            "data_pinned": batch.pinned, "train_images": data.shape[0], **summary}
