@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,17 +163,19 @@ r = train(TrainConfig(steps=steps, **{tiny!r}), "v", {h}, {w}, 123, images, spli
 """
 
 
-def torchrun(tmp_path, dataset, out, repo_root, *args, nproc=2) -> list[dict]:
-    """``nproc`` gloo processes of the library (launch.torchrun_argv, as the train stage starts
-    them) on ``dataset`` into ``out``; returns each rank's summary."""
-    from pipeline.gan import launch
+EXEC = "import sys; from pipeline.gan import launch; launch.exec_torchrun(int(sys.argv[1]), sys.argv[2:])"
 
+
+def torchrun(tmp_path, dataset, out, repo_root, *args, nproc=2) -> list[dict]:
+    """``nproc`` gloo processes of the library on ``dataset`` into ``out``, started as the train
+    stage starts them (a process that execs torchrun: launch.exec_torchrun); each rank's summary."""
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT.format(tiny=TINY, h=H, w=W))
     env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
-    argv = launch.torchrun_argv(nproc, [str(script), *map(str, dataset), str(out), *map(str, args)])
+    argv = [sys.executable, "-c", EXEC, str(nproc), str(script), *map(str, dataset), str(out), *map(str, args)]
     r = subprocess.run(argv, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"[train] {nproc} processes:" in r.stdout
     return [json.loads((out / f"result_{rank}.json").read_text()) for rank in range(nproc)]
 
 
@@ -280,16 +283,3 @@ def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
     gen, _ = load_generator(tmp_path / "m" / "generator.pt")
     assert all(p.dtype == torch.float32 for p in gen.parameters())
     assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
-
-
-def test_cpu_threads_share_the_idle_cores(monkeypatch):
-    from pipeline.gan import runtime as train_mod
-
-    monkeypatch.setattr(train_mod.os, "sched_getaffinity", lambda _: set(range(8)))
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert train_mod.cpu_threads(None) == 8 and train_mod.cpu_threads(4) == 4
-    assert train_mod.cpu_threads(None, world=2) == 4
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (5.4, 0.0, 0.0))   # 5 cores busy elsewhere
-    assert train_mod.cpu_threads(None) == 3 and train_mod.cpu_threads(None, world=2) == 1
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
-    assert train_mod.cpu_threads(8) == 1
