@@ -281,7 +281,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
     (split between the ranks; None: torch's default); ``live``: write the DVCLive log;
     ``sync_debug``: on CUDA, every training step after this process's first runs under
-    ``torch.cuda.set_sync_debug_mode`` (logging and checkpoints excluded). None of them changes the maths; the thread count changes float rounding (gradients differ by ~1e-6), so
+    ``torch.cuda.set_sync_debug_mode`` (logging and checkpoints excluded). None of them changes
+    the maths; the thread count changes float rounding (gradients differ by ~1e-6), so
     bit-identical reruns need the same count.
     """
     rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, threads, tf32=cfg.tf32)
