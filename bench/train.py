@@ -87,7 +87,8 @@ def run_one(spec: dict) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
-    return {**row, "device": result["device"], "bf16": result["amp_bf16"], "images_per_s": result["images_per_s"],
+    return {**row, "device": result["device"], "bf16": result["amp_bf16"], "tf32": result["tf32"],
+            "images_per_s": result["images_per_s"],
             "peak_mem_mb": peak_mb, "peak_mem_kind": "cuda allocated" if cuda else "cpu rss delta"}
 
 
@@ -127,7 +128,7 @@ def main() -> None:
                      and b["batch"] == row["batch"]), None)
         if base and isinstance(row["images_per_s"], float) and isinstance(base["images_per_s"], float):
             row["vs_baseline"] = row["images_per_s"] / base["images_per_s"]
-    cols = ["config", "size", "batch", "n_critic", "features", "device", "bf16", "images_per_s", "vs_baseline",
+    cols = ["config", "size", "batch", "n_critic", "features", "device", "bf16", "tf32", "images_per_s", "vs_baseline",
             "peak_mem_mb", "peak_mem_kind"]
     name = "train" if not cuda else "train_cuda"
     save(name, {"device": args.device, "cpu_threads": threads or "torch default", "rows": rows, "ours": OURS,

@@ -1,16 +1,22 @@
 """DVC stage `train@V`: params.yaml `train` (+ `train.overrides.V`), `variants.V`, `seed` ->
-models/V/ (checkpoints, generator.pt, live/). Also: `torchrun --nproc_per_node=N -m stages.train V`."""
+models/V/ (checkpoints, generator.pt, live/). With `train.gpus` resolving to N > 1 processes, this
+process becomes `torchrun --standalone --nproc_per_node=N -m stages.train V` (pipeline.gan.launch)."""
 import json
 import os
 from pathlib import Path
 
 from pipeline.core import cli, config
+from pipeline.gan import launch
 from pipeline.gan.train import TrainConfig, train
 
 
 def main(params: dict, name: str) -> None:
     variant = config.variant(name, params)
     cfg = config.stage_config("train", TrainConfig, params).for_variant(name, config.variants(params))
+    if not launch.under_torchrun():
+        nproc = launch.processes(cfg.gpus, cfg.device)
+        if nproc > 1:
+            launch.exec_torchrun(nproc, ["-m", "stages.train", name])
     result = train(cfg, name, variant.height, variant.width, config.seed(params),
                    Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"),
                    threads=config.workers())   # CPU threads: $DENTSYNTH_WORKERS or all cores

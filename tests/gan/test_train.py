@@ -1,11 +1,10 @@
 """The training loop: a few steps per model, exports, DVCLive, resume bit-equality, config checks,
-trainset errors, and a 2-process gloo run under torch.distributed.run."""
+trainset errors, 2-process gloo runs (torchrun -> one process and back), all on the CPU."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from pipeline.gan.trainset import load_train_images
 
 H, W = 16, 32
 TINY = dict(z_dim=8, features=4, max_features=16, batch=4, n_critic=2, log_every=2, sample_every=2,
-            checkpoint_every=2, sample_count=4)
+            checkpoint_every=2, sample_count=4, device="cpu")   # the CPU, also on a machine with GPUs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,7 +104,7 @@ def test_resume_after_a_kill_is_bit_identical(dataset, tmp_path):
     assert not first["finished"] and not (killed / "generator.pt").exists()
     assert checkpoints(killed / "checkpoints")[-1][0] == 4
     second = run(cfg, killed, dataset)
-    assert second["resumed_from"] == 4 and second["finished"]
+    assert second["resumed_from"] == 4 and second["finished"] and second["rng_on_resume"] == "restored"
     a, b = _states(straight / "checkpoints" / "step_0000006.pt"), _states(killed / "checkpoints" / "step_0000006.pt")
     for key in ("G", "D", "ema", "opt_g", "opt_d", "rng", "step"):
         _assert_equal_tree(a[key], b[key], key)
@@ -118,13 +117,14 @@ def test_resume_after_a_kill_is_bit_identical(dataset, tmp_path):
     assert [int(r.split("\t")[col]) for r in rows if r] == [2, 4, 6]
 
 
-def test_a_changed_config_starts_afresh_and_more_steps_continue(dataset, tmp_path):
+def test_a_changed_config_starts_afresh_and_more_steps_continue(dataset, tmp_path, capsys):
     out = tmp_path / "m"
     run(TrainConfig(steps=2, **TINY), out, dataset)
-    longer = run(TrainConfig(steps=4, **TINY), out, dataset)
+    longer = run(TrainConfig(steps=4, tf32=False, gpus=1, **TINY), out, dataset)   # launch keys: resumable
     assert longer["resumed_from"] == 2
     other = run(TrainConfig(steps=4, **{**TINY, "n_critic": 1}), out, dataset)
     assert other["resumed_from"] == 0 and other["finished"]
+    assert "another run (differs in config, train.n_critic): starting afresh" in capsys.readouterr().out
 
 
 def test_overrides_per_variant_are_checked():
@@ -152,40 +152,77 @@ def test_trainset_reads_train_rows_and_rejects_bad_files(dataset, tmp_path):
 
 
 DDP_SCRIPT = """
-import sys, torch
+import json, os, sys
 from pathlib import Path
 from pipeline.gan.train import TrainConfig, train
-cfg = TrainConfig(steps=3, **{tiny!r})
-r = train(cfg, "v", {h}, {w}, 7, Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), progress=False)
-import os, json
-Path(sys.argv[3], f"result_{{os.environ['RANK']}}.json").write_text(json.dumps(r))   # stdout interleaves
+images, split, out, steps = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+stop = int(sys.argv[5]) if len(sys.argv) > 5 else None
+r = train(TrainConfig(steps=steps, **{tiny!r}), "v", {h}, {w}, 123, images, split, out, progress=False,
+          stop_after=stop)
+(out / f"result_{{os.environ['RANK']}}.json").write_text(json.dumps(r))   # stdout interleaves
 """
 
 
-@pytest.mark.slow
-def test_two_process_gloo_run_completes(dataset, tmp_path, repo_root):
-    images, split = dataset
+EXEC = "import sys; from pipeline.gan import launch; launch.exec_torchrun(int(sys.argv[1]), sys.argv[2:])"
+
+
+def torchrun(tmp_path, dataset, out, repo_root, *args, nproc=2) -> list[dict]:
+    """``nproc`` gloo processes of the library on ``dataset`` into ``out``, started as the train
+    stage starts them (a process that execs torchrun: launch.exec_torchrun); each rank's summary."""
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT.format(tiny=TINY, h=H, w=W))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-                        "--master_addr=127.0.0.1", f"--master_port={port}", str(script), str(images),
-                        str(split), str(out)], cwd=repo_root, env=env, capture_output=True, text=True,
-                       timeout=300)
+    argv = [sys.executable, "-c", EXEC, str(nproc), str(script), *map(str, dataset), str(out), *map(str, args)]
+    r = subprocess.run(argv, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for rank in (0, 1):
-        result = json.loads((out / f"result_{rank}.json").read_text())
-        assert (result["world"], result["step"], result["finished"]) == (2, 3, True)
-    state = torch.load(out / "checkpoints" / "step_0000003.pt", weights_only=True)
-    assert state["world"] == 2 and len(state["rng"]) == 2
-    # the ranks drew different batches and noise
-    assert not torch.equal(state["rng"][0]["data"], state["rng"][1]["data"])
+    assert f"[train] {nproc} processes:" in r.stdout
+    return [json.loads((out / f"result_{rank}.json").read_text()) for rank in range(nproc)]
+
+
+def _logged_steps(out: Path) -> list[int]:
+    header, *rows = (out / "live" / "plots" / "metrics" / "loss_d.tsv").read_text().split("\n")
+    col = header.split("\t").index("step")
+    return [int(r.split("\t")[col]) for r in rows if r]
+
+
+@pytest.mark.slow
+def test_a_torchrun_run_is_resumed_by_one_process_and_never_deleted(dataset, tmp_path, repo_root):
+    """2 gloo processes (killed after step 3, checkpoint at 2), then one process as `dvc repro`
+    runs the stage: it resumes (RNG streams re-seeded by the recorded rule) and finishes; run
+    again, the finished run is neither deleted nor retrained."""
+    out = tmp_path / "ddp"
+    for rank, result in enumerate(torchrun(tmp_path, dataset, out, repo_root, 6, 3)):
+        assert (result["world"], result["step"], result["finished"]) == (2, 3, False), rank
+    state = torch.load(out / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert state["world"] == 2 and len(state["rng"]) == 2 and state["device"] == "cpu"
+    assert not torch.equal(state["rng"][0]["data"], state["rng"][1]["data"])   # the ranks draw their own batches
+    one = run(TrainConfig(steps=6, **TINY), out, dataset)
+    assert (one["world"], one["resumed_from"], one["rng_on_resume"], one["finished"]) == (1, 2, "reseeded", True)
+    last = torch.load(out / "checkpoints" / "step_0000006.pt", weights_only=True)
+    assert last["world"] == 1 and last["resumes"] == [
+        {"step": 2, "from_world": 2, "world": 1, "from_device": "cpu", "device": "cpu", "rng": "reseeded"}]
+    assert _logged_steps(out) == [2, 4, 6]            # the torchrun run's log kept, its lost step 3 trimmed
+    exported = (out / "generator.pt").read_bytes()
+    again = run(TrainConfig(steps=6, **TINY), out, dataset)
+    assert (again["resumed_from"], again["step"], again["finished"]) == (6, 6, True)
+    assert (out / "generator.pt").read_bytes() == exported and _logged_steps(out) == [2, 4, 6]
     gen, info = load_generator(out / "generator.pt")
-    assert info["step"] == 3 and gen(torch.randn(2, gen.z_dim)).shape == (2, 1, H, W)
+    assert info["step"] == 6 and gen(torch.randn(2, gen.z_dim)).shape == (2, 1, H, W)
+
+
+@pytest.mark.slow
+def test_a_cpu_checkpoint_resumes_with_two_processes(dataset, tmp_path, repo_root):
+    out = tmp_path / "m"
+    first = run(TrainConfig(steps=2, **TINY), out, dataset)
+    assert first["finished"] and first["world"] == 1
+    for rank, result in enumerate(torchrun(tmp_path, dataset, out, repo_root, 4)):
+        assert (result["world"], result["resumed_from"], result["step"], result["finished"]) == (2, 2, 4, True), rank
+        assert result["rng_on_resume"] == "reseeded"
+    state = torch.load(out / "checkpoints" / "step_0000004.pt", weights_only=True)
+    assert state["world"] == 2 and [r["from_world"] for r in state["resumes"]] == [1]
+    assert _logged_steps(out) == [2, 4]
+    _, info = load_generator(out / "generator.pt")
+    assert info["step"] == 4
 
 
 def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
@@ -223,7 +260,7 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     killed_at = checkpoints(ckpts)[-1][0]
     assert killed_at < 60 and not (project / "models" / variant / "generator.pt").exists()
     log = builders.dvc(project, "repro", "-s", stage)
-    assert f"resumed from step_{killed_at:07d}.pt (step {killed_at})" in log, log[-2000:]
+    assert f"resumed from step_{killed_at:07d}.pt (step {killed_at};" in log and "RNG streams restored" in log, log[-2000:]
     assert '"finished": true' in log and '"step": 60' in log
     _, info = load_generator(project / "models" / variant / "generator.pt")
     assert info["step"] == 60
@@ -246,16 +283,3 @@ def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
     gen, _ = load_generator(tmp_path / "m" / "generator.pt")
     assert all(p.dtype == torch.float32 for p in gen.parameters())
     assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
-
-
-def test_cpu_threads_share_the_idle_cores(monkeypatch):
-    from pipeline.gan import train as train_mod
-
-    monkeypatch.setattr(train_mod.os, "sched_getaffinity", lambda _: set(range(8)))
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert train_mod.cpu_threads(None) == 8 and train_mod.cpu_threads(4) == 4
-    assert train_mod.cpu_threads(None, world=2) == 4
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (5.4, 0.0, 0.0))   # 5 cores busy elsewhere
-    assert train_mod.cpu_threads(None) == 3 and train_mod.cpu_threads(None, world=2) == 1
-    monkeypatch.setattr(train_mod.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
-    assert train_mod.cpu_threads(8) == 1

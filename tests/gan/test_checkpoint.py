@@ -1,0 +1,107 @@
+"""Checkpoint files and the RNG rule on resume: restored for the same launch, re-seeded by
+(seed, step, world, rank) for another one (never a crash on CPU/CUDA generator states); optimiser
+states move between fused and foreach Adam."""
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.gan import checkpoint
+
+CPU = torch.device("cpu")
+
+
+def _draws(gen: torch.Generator) -> tuple:
+    return (random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.rand(2, generator=gen).tolist())
+
+
+def _saved(world: int = 1, device: str = "cpu", seed: int = 5) -> tuple[dict, torch.Generator]:
+    checkpoint.seed_all(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    _draws(gen)
+    rng = [checkpoint.rng_state(CPU, gen) for _ in range(world)]
+    return {"step": 40, "world": world, "device": device, "rng": rng}, gen
+
+
+def test_the_same_launch_restores_every_stream():
+    state, gen = _saved()
+    assert state["rng"][0]["cuda"] is None and state["rng"][0]["data_device"] == "cpu"   # no GPU's state on the CPU
+    expected = _draws(gen)
+    fresh = torch.Generator().manual_seed(999)
+    checkpoint.seed_all(999)
+    assert checkpoint.resume_rng(state, seed=5, rank=0, world=1, device=CPU, data_gen=fresh) == "restored"
+    assert _draws(fresh) == expected
+
+
+@pytest.mark.parametrize("world,rank", [(2, 0), (2, 1), (4, 3)])
+def test_another_world_size_reseeds_by_the_recorded_rule(world, rank):
+    state, gen = _saved(world=1)
+    continued = _draws(gen)
+    g = torch.Generator()
+    assert checkpoint.resume_rng(state, seed=5, rank=rank, world=world, device=CPU, data_gen=g) == "reseeded"
+    got = _draws(g)
+    glob, data = checkpoint.rank_seeds(5, 40, world, rank)
+    checkpoint.seed_all(glob)
+    ref = torch.Generator().manual_seed(data)
+    assert got == _draws(ref) and got != continued
+    assert checkpoint.rank_seeds(5, 40, world, rank) == (glob, data)                 # reproducible
+    others = {checkpoint.rank_seeds(5, 40, world, r) for r in range(world)}
+    assert len(others) == world and checkpoint.rank_seeds(5, 41, world, rank) != (glob, data)
+
+
+def test_a_cuda_checkpoint_resumes_on_the_cpu_without_touching_its_generator_states():
+    """CUDA generators' states are not CPU ones ("Expected a CPUGeneratorImplState of size 5056 but
+    found 16"): a CUDA checkpoint's batch-sampler and device states are never set on the CPU."""
+    state, _ = _saved(device="cuda")
+    state["rng"][0]["cuda"] = torch.zeros(16, dtype=torch.uint8)
+    state["rng"][0]["data"] = torch.zeros(16, dtype=torch.uint8)
+    state["rng"][0]["data_device"] = "cuda"
+    g = torch.Generator()
+    assert checkpoint.resume_rng(state, seed=5, rank=0, world=1, device=CPU, data_gen=g) == "reseeded"
+    # and a CPU checkpoint whose batch sampler lived on the host, resumed with the data on the device
+    state2, _ = _saved()
+    state2["rng"][0]["data_device"] = "cuda"
+    assert checkpoint.resume_rng(state2, seed=5, rank=0, world=1, device=CPU, data_gen=g) == "reseeded"
+
+
+def _adam(fused: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, **({"fused": True} if fused else {"foreach": True}))
+    return net, opt
+
+
+def _step(net, opt) -> None:
+    opt.zero_grad()
+    net(torch.ones(2, 4)).square().sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("saved_fused", [False, True])
+def test_optimizer_state_keeps_the_resuming_implementation(saved_fused):
+    net_a, opt_a = _adam(saved_fused)
+    _step(net_a, opt_a)
+    saved = copy.deepcopy(opt_a.state_dict())   # as read from a file: no tensors shared with opt_a
+    net_b, opt_b = _adam(not saved_fused)
+    net_b.load_state_dict(net_a.state_dict())
+    checkpoint.load_optimizer(opt_b, saved)
+    group = opt_b.param_groups[0]
+    assert bool(group.get("fused")) == (not saved_fused) and bool(group.get("foreach")) == saved_fused
+    assert all(opt_b.state[p]["step"].item() == 1 for p in net_b.parameters())
+    _step(net_a, opt_a)
+    _step(net_b, opt_b)
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)                    # the same update, other kernels
+
+
+def test_save_prunes_to_keep_and_lists_oldest_first(tmp_path):
+    for step in (2, 4, 6):
+        checkpoint.save(tmp_path / "c", step, {"step": step}, keep=2)
+    (tmp_path / "c" / "step_12.pt").write_bytes(b"")             # not a checkpoint name
+    assert [s for s, _ in checkpoint.checkpoints(tmp_path / "c")] == [4, 6]
+    assert checkpoint.load(tmp_path / "c" / "step_0000006.pt") == {"step": 6}
+    assert checkpoint.checkpoints(tmp_path / "absent") == []

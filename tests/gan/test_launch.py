@@ -1,0 +1,64 @@
+"""train.gpus -> processes, and the train stage becoming torchrun (exec) when that is above 1."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.core.config import ConfigError, load_params
+from pipeline.gan import launch
+
+
+def test_processes_per_gpus_and_device():
+    assert launch.processes("auto", "auto", visible=4) == 4
+    assert launch.processes("auto", "cuda", visible=1) == 1
+    assert launch.processes(2, "auto", visible=4) == 2
+    assert launch.processes(0, "auto", visible=4) == launch.processes(1, "auto", visible=4) == 1
+    assert launch.processes("auto", "cpu", visible=4) == 1 == launch.processes(8, "cpu", visible=4)
+    assert launch.processes("auto", "auto", visible=0) == 1 == launch.processes(3, "auto", visible=0)
+    with pytest.raises(ConfigError, match="train.gpus is 3 but 2 GPU"):
+        launch.processes(3, "auto", visible=2)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        launch.processes("auto", "cuda", visible=0)
+
+
+def test_torchrun_argv_and_environment(monkeypatch):
+    argv = launch.torchrun_argv(3, ["-m", "stages.train", "v"])
+    assert argv[1:] == ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=3",
+                        "-m", "stages.train", "v"]
+    for key in launch.TORCHRUN_ENV:
+        monkeypatch.delenv(key, raising=False)
+    assert not launch.under_torchrun()
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert launch.under_torchrun()
+
+
+class Exec(Exception):
+    pass
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_the_stage_execs_torchrun_only_outside_it(inside, monkeypatch, repo_root):
+    from stages import train as stage
+
+    calls = []
+
+    def fake_exec(nproc, args):
+        calls.append((nproc, args))
+        raise Exec
+
+    monkeypatch.setattr(launch, "processes", lambda gpus, device: 2)
+    monkeypatch.setattr(launch, "exec_torchrun", fake_exec)
+    monkeypatch.setattr(stage, "train", lambda *a, **k: calls.append("train") or {"world": 2})
+    for key in launch.TORCHRUN_ENV:
+        monkeypatch.delenv(key, raising=False)
+    if inside:
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        monkeypatch.setenv("RANK", "1")
+    params = load_params(repo_root / "params.yaml")
+    name = sorted(params["variants"])[0]
+    if inside:
+        stage.main(params, name)
+        assert calls == ["train"]
+    else:
+        with pytest.raises(Exec):
+            stage.main(params, name)
+        assert calls == [(2, ["-m", "stages.train", name])]
