@@ -114,7 +114,8 @@ def validate(answers: list[tuple[str, int, dict]], meta: dict, key: dict[str, di
         study_id, token = str(a.get("study_id", "")).strip(), str(a.get("image_key", "")).strip()
         reader, answer = str(a.get("reader_id", "")).strip(), str(a.get("answer", "")).strip().lower()
         if study_id != meta["study_id"]:
-            reject(f, i, f"answers to study {study_id or '(none)'}, the key is study {meta['study_id']}")
+            reject(f, i, f"answers to study {study_id or '(none)'}, the key is study {meta['study_id']} (an earlier "
+                         "study's key is kept in data/reader_study/previous/<its id>/)")
             continue
         if token not in key:
             reject(f, i, f"image key {token!r} is not in the key")

@@ -14,17 +14,21 @@ Per image only an opaque key (a random token), the picture and one *masked* bit
 are independent of the labels (a one-time pad keyed by the passphrase), so nothing in the source
 tells a real image from a synthetic one; trying both labels gains nothing because there is nothing
 to check a guess against. The passphrase (about 80 random bits) is drawn by the operating
-system's ``secrets`` when the page is built (or read from ``$DENTSYNTH_READER_PASSPHRASE``) and
+system's ``secrets`` when the first page is built (or read from ``$DENTSYNTH_READER_PASSPHRASE``) and
 written beside the key, never into the page or params.yaml (which is in git). At the end of a
 session the *study lead* types it into the page: the page derives K (Web Crypto), checks it
 against a check value and only then shows the reader's accuracy. The check value lets a guess be
 verified, so the passphrase must be strong: 80 bits and 200,000 PBKDF2 rounds make trying them
 hopeless. The real scoring is offline (:mod:`pipeline.metrics.reader_score`) from the key.
 
-Seeds: which images are shown comes from the params ``seed`` (reproducible); their order, keys,
-salt and study id come from the seed *and* the passphrase, since an order drawn from a seed in git
-alone would give the labels away to anyone holding the code. The same seed and passphrase rebuild
-the same page byte for byte.
+Seeds: which images are shown comes from the params ``seed`` (reproducible); their order, keys
+and salt come from the seed *and* the study id, a hash of the passphrase, the display settings and
+the shown files' bytes: an order drawn from a seed in git alone would give the labels away to
+anyone holding the code. The same seed, passphrase and images rebuild the same page byte for byte.
+A rerun of the stage (e.g. after a code change) reuses the passphrase of the study already in
+``data/reader_study/`` (a persisted DVC output), so answers collected meanwhile stay valid; when
+the images change, the study id changes, old answers are refused by the scorer with that reason
+(never joined to other images), and the earlier key moves to ``data/reader_study/previous/<id>/``.
 
 The key (``data/reader_study/``: ``key.csv``, ``study.json``, ``passphrase.txt``) is the stage's
 own output: DVC lets one stage only write a folder, ``data/eval/`` belongs to ``evaluate``, and
@@ -40,6 +44,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,7 +54,7 @@ import numpy as np
 from pipeline.core import atomic, config, pngio
 from pipeline.core.html import image_data_uri
 from pipeline.core.layout import Layout
-from pipeline.core.tables import is_flagged, read_csv, read_seeds, write_csv
+from pipeline.core.tables import is_flagged, read_csv, read_seeds, sha256_file, write_csv
 from pipeline.variants.split import read_split
 
 KEY_COLUMNS = ["study_id", "position", "image_key", "label", "source", "file", "split"]
@@ -201,7 +206,7 @@ def display_image(path: Path, box: tuple[int, int, int, int] | None, width: int)
 
 
 # --------------------------------------------------------------------------------------- building
-def build_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: str | None = None) -> dict:
+def build_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: str) -> dict:
     """Everything the page and the key need: ``{"study": page data, "key": rows, "meta": study.json}``."""
     real = real_candidates(cfg, layout)
     syn_pool, n_near = synthetic_candidates(cfg, layout)
@@ -218,12 +223,16 @@ def build_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: s
     chosen_syn = [syn_pool[i] for i in sorted(pick.choice(len(syn_pool), n, replace=False))]
     box = None if cfg.letterbox_pad else content_box(layout, cfg.variant, chosen_real)
 
-    passphrase = passphrase if passphrase is not None else os.environ.get(PASSPHRASE_ENV) or new_passphrase()
     if len(normalise_passphrase(passphrase)) < 12:
         raise config.ConfigError(f"the reader-study passphrase needs at least 12 letters/digits (${PASSPHRASE_ENV})")
-    secret_seed = int.from_bytes(hashlib.sha256(normalise_passphrase(passphrase).encode()).digest()[:8], "big")
-    rng = np.random.default_rng([seed, 0x19, secret_seed])
-    study_id = rng.bytes(8).hex()
+    # the study id names this exact study: the secret, the seed, how the images are shown, and every
+    # shown file's bytes. Changed images make a new study, so old answers can never be joined to them.
+    study_id = hashlib.sha256(json.dumps({
+        "secret": hashlib.sha256(normalise_passphrase(passphrase).encode()).hexdigest(), "seed": seed,
+        "name": cfg.name, "variant": cfg.variant, "display_width": cfg.display_width, "pad": cfg.letterbox_pad,
+        "iterations": cfg.pbkdf2_iterations,
+        "files": [[c.label, c.file, sha256_file(c.path)] for c in chosen_real + chosen_syn]}).encode()).hexdigest()[:16]
+    rng = np.random.default_rng([seed, 0x19, int(study_id, 16)])
     salt = rng.bytes(16).hex()
     tokens: list[str] = []
     while len(tokens) < 2 * n:
@@ -251,12 +260,38 @@ def build_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: s
     return {"study": study, "key": key_rows, "meta": meta, "passphrase": passphrase}
 
 
+def study_passphrase(key_dir: Path, given: str | None = None) -> str:
+    """The passphrase: ``given``, else ``$DENTSYNTH_READER_PASSPHRASE``, else the one of the study
+    already in ``key_dir`` (a rerun of the stage with the same images rebuilds the same study, so
+    answers collected meanwhile stay valid), else a new one."""
+    if given:
+        return given
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV]
+    prev = Path(key_dir) / "passphrase.txt"
+    return prev.read_text(encoding="utf-8").strip() if prev.exists() else new_passphrase()
+
+
 def write_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: str | None = None) -> dict:
     """The stage: ``reports/reader_study/<name>.html`` + ``data/reader_study/`` (key.csv, study.json,
-    passphrase.txt). Returns the study's metadata."""
-    built = build_study(cfg, seed, layout, passphrase)
+    passphrase.txt; an earlier study's files, if its id differs, move to ``previous/<study_id>/``).
+    Returns the study's metadata."""
+    key_dir = layout.reader_study_key
+    built = build_study(cfg, seed, layout, study_passphrase(key_dir, passphrase))
     page = render_page(built["study"])
-    with atomic.directory(layout.reader_study_key) as tmp:
+    old = json.loads((key_dir / "study.json").read_text()) if (key_dir / "study.json").exists() else None
+    with atomic.directory(key_dir) as tmp:
+        if (key_dir / "previous").is_dir():
+            shutil.copytree(key_dir / "previous", tmp / "previous")
+        if old and old.get("study_id") != built["meta"]["study_id"]:
+            # answers to the earlier study can still be scored against its own key
+            keep = tmp / "previous" / str(old.get("study_id"))
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in ("key.csv", "study.json", "passphrase.txt"):
+                if (key_dir / f).exists():
+                    shutil.copy2(key_dir / f, keep / f)
+            print(f"[reader_study] a new study ({built['meta']['study_id']}): the key of study {old.get('study_id')} "
+                  f"moved to {key_dir / 'previous' / str(old.get('study_id'))}")
         write_csv(tmp / "key.csv", KEY_COLUMNS, built["key"])
         atomic.write_text(tmp / "study.json", json.dumps(built["meta"], indent=2) + "\n")
         atomic.write_text(tmp / "passphrase.txt", built["passphrase"] + "\n")
@@ -384,6 +419,7 @@ async function reveal() {
     '</td></tr><tr><td>real images called real</td><td>' + realRight + ' of ' + real + '</td></tr></table>';
 }
 document.addEventListener('keydown', e => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;   // the browser's own shortcuts (reload, zoom) stay theirs
   const tag = (e.target && e.target.tagName) || '';
   if (!$('start').classList.contains('hide')) { if (e.key === 'Enter') { e.preventDefault(); begin(false); } return; }
   if (!$('end').classList.contains('hide')) { if (e.key === 'Enter' && e.target === $('pass')) { e.preventDefault(); reveal(); } return; }

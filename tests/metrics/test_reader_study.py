@@ -314,3 +314,30 @@ def test_wrong_passphrase_and_resume_after_reload(browser, shown_project):
     b.click("#show")
     _wait(lambda: b.js("document.getElementById('score').dataset.state") == "wrong")
     assert "Wrong passphrase" in b.js("document.getElementById('score').textContent")
+
+
+def test_a_rerun_keeps_the_study_changed_images_make_a_new_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DENTSYNTH_READER_PASSPHRASE", raising=False)
+    make_reader_study_project(tmp_path)
+    layout = Layout(tmp_path)
+    first = write_study(CFG, 11, layout)          # a new passphrase from the OS
+    page = (tmp_path / "reports" / "reader_study" / "trial.html").read_bytes()
+    secret = (tmp_path / "data" / "reader_study" / "passphrase.txt").read_text()
+    again = write_study(CFG, 11, layout)          # e.g. dvc repro after a code change
+    assert again["study_id"] == first["study_id"]
+    assert (tmp_path / "reports" / "reader_study" / "trial.html").read_bytes() == page
+    assert (tmp_path / "data" / "reader_study" / "passphrase.txt").read_text() == secret
+    # one shown synthetic image changes: a new study; the old key is kept, old answers are refused
+    key = read_csv(tmp_path / "data" / "reader_study" / "key.csv")
+    shown = next(r["file"] for r in key if r["label"] == "synthetic")
+    path = tmp_path / "data" / "synthetic" / "wide" / "png16" / shown
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(path), (img // 2).astype(img.dtype))
+    third = write_study(CFG, 11, layout)
+    assert third["study_id"] != first["study_id"]
+    assert read_csv(tmp_path / "data" / "reader_study" / "previous" / first["study_id"] / "key.csv") == key
+    old_answers = [("old.csv", 1, {"study_id": first["study_id"], "reader_id": "A", "image_key": key[0]["image_key"],
+                                   "answer": "real", "confidence": 3, "seconds": 1})]
+    meta, new_key = reader_score.read_key(tmp_path / "data" / "reader_study")
+    s = reader_score.score(meta, new_key, old_answers)["scores"]
+    assert s["pooled"] is None and f"answers to study {first['study_id']}" in s["rejected"][0]["reason"]
