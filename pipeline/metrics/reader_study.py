@@ -31,7 +31,7 @@ the images change, the study id changes, old answers are refused by the scorer w
 (never joined to other images), and the earlier key moves to ``data/reader_study/previous/<id>/``.
 
 The key (``data/reader_study/``: ``key.csv``, ``study.json``, ``passphrase.txt``) is the stage's
-own output: DVC lets one stage only write a folder, ``data/eval/`` belongs to ``evaluate``, and
+own output: DVC lets only one stage write a folder, ``data/eval/`` belongs to ``evaluate``, and
 ``data/`` is where the held-out images themselves live (DVC cache, not git), the same people who
 may see the images may see which is which.
 """

@@ -5,6 +5,7 @@ their downloaded answers scored offline against the key.
 Screenshots (start, an image, the end screen) are saved to $READER_STUDY_SHOTS when it is set."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -98,7 +99,7 @@ def test_shown_images_are_held_out_and_released_synthetic(project):
     # the images: the display size, both classes through the same path
     data = page_data((root / "reports" / "reader_study" / "trial.html").read_text())
     for it in data["items"][:3]:
-        img = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(it["img"].split(",", 1)[1]), np.uint8),
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(it["img"].split(",", 1)[1]), np.uint8),
                            cv2.IMREAD_UNCHANGED)
         assert img.shape == (144, 256) and img.dtype == np.uint8
     assert (root / "data" / "reader_study" / "passphrase.txt").read_text().strip() == PASS
@@ -123,8 +124,6 @@ def test_letterbox_pad_false_cuts_every_image_to_the_real_content(project):
     built = build_study(ReaderStudyConfig(**{**CFG.__dict__, "letterbox_pad": False, "display_width": 0}), 11,
                         Layout(root), passphrase=PASS)
     assert built["meta"]["content_box"] == [0, 6, 64, 30]   # the pad bars (6 px top and bottom) are gone
-    import base64
-
     shapes = {cv2.imdecode(np.frombuffer(base64.b64decode(it["img"].split(",", 1)[1]), np.uint8),
                            cv2.IMREAD_UNCHANGED).shape for it in built["study"]["items"]}
     assert shapes == {(24, 64)}
