@@ -52,7 +52,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import atomic, config, pngio
-from pipeline.core.html import image_data_uri
+from pipeline.core.html import png_data_uri
 from pipeline.core.layout import Layout
 from pipeline.core.tables import is_flagged, read_csv, read_seeds, sha256_file, write_csv
 from pipeline.variants.split import read_split
@@ -76,7 +76,7 @@ class ReaderStudyConfig:
     variant: str = "full_16x9"          # whose synthetic images, at that variant's size
     images_per_class: int = 20          # N real + N synthetic
     splits: list[str] = field(default_factory=lambda: ["val", "test"])   # real images from these (held out)
-    display_width: int = 768            # images resampled to this width in px (0: the variant's own pixels)
+    display_width: int = 768            # images shown this wide in px, scaled by the browser (0: the variant's own pixels)
     letterbox_pad: bool = True          # true: as trained (pad bars kept); false: all cut to the real images' common content
     exclude_near_copies: bool = True    # leave out synthetic images the memorisation check flagged (data/eval/nearest.csv)
     pbkdf2_iterations: int = 200000     # cost of each passphrase try (the end-of-session score)
@@ -191,18 +191,24 @@ def content_box(layout: Layout, variant: str, real: list[Candidate]) -> tuple[in
     return tuple(box)
 
 
-def display_image(path: Path, box: tuple[int, int, int, int] | None, width: int) -> np.ndarray:
-    """The picture as shown: (cut to ``box``), resampled to ``width`` (0: as is), 8-bit grey.
-    Real and synthetic images go through exactly this, so no step differs between the classes."""
+def display_image(path: Path, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The picture as embedded: the variant's own pixels (cut to ``box``), 8-bit grey. Real and
+    synthetic images go through exactly this; the browser scales both alike to ``display_width``."""
     img = pngio.read_float01(path)
     if box is not None:
         x0, y0, x1, y1 = box
         img = img[y0:y1, x0:x1]
-    h, w = img.shape
-    if width and width != w:
-        out_h = max(1, round(h * width / w))
-        img = cv2.resize(img, (width, out_h), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
     return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def stored_png_uri(img: np.ndarray) -> str:
+    """An *uncompressed* PNG data URI: its length depends on the size only, never on the content.
+    (Compressed, the byte size alone told real from synthetic on the demo: synthetic images were
+    smoother, every one smaller than every real one.)"""
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return png_data_uri(buf.tobytes())
 
 
 # --------------------------------------------------------------------------------------- building
@@ -246,12 +252,14 @@ def build_study(cfg: ReaderStudyConfig, seed: int, layout: Layout, passphrase: s
     items, key_rows = [], []
     for pos, (c, token) in enumerate(zip(shown, tokens), start=1):
         bit = LABELS.index(c.label)
-        items.append({"key": token, "img": image_data_uri(display_image(c.path, box, cfg.display_width)),
+        items.append({"key": token, "img": stored_png_uri(display_image(c.path, box)),
                       "m": bit ^ mask_bit(key, token)})
         key_rows.append({"study_id": study_id, "position": pos, "image_key": token, "label": c.label,
                          "source": "variant" if c.label == "real" else "synthetic", "file": c.file, "split": c.split})
+    if len({len(it["img"]) for it in items}) != 1:   # never a size cue: one image shape, stored PNGs
+        raise StudyError("the shown images differ in size: real and synthetic would be told apart by their bytes")
     study = {"study_id": study_id, "name": cfg.name, "n": 2 * n, "salt": salt, "iterations": cfg.pbkdf2_iterations,
-             "check": check_value(key), "items": items}
+             "check": check_value(key), "display_width": cfg.display_width, "items": items}
     meta = {"study_id": study_id, "name": cfg.name, "variant": cfg.variant, "images_per_class": n,
             "images_per_class_asked": cfg.images_per_class, "real_available": len(real),
             "synthetic_available": len(syn_pool), "synthetic_near_copies_left_out": n_near,
@@ -347,6 +355,7 @@ function present() {
   const it = D.items[S.pos];
   cur = {answer: null, confidence: null};
   $('img').src = it.img;
+  if (D.display_width) $('img').style.width = D.display_width + 'px';
   $('progress').textContent = 'Image ' + (S.pos + 1) + ' of ' + D.n;
   $('comment').value = '';
   paint();

@@ -96,12 +96,21 @@ def test_shown_images_are_held_out_and_released_synthetic(project):
     assert meta["synthetic_near_copies_left_out"] == 2
     labels = [r["label"] for r in key]
     assert labels != sorted(labels), "the classes are mixed"
-    # the images: the display size, both classes through the same path
+    # the images: the variant's own pixels, both classes through the same path, shown 256 px wide
     data = page_data((root / "reports" / "reader_study" / "trial.html").read_text())
-    for it in data["items"][:3]:
+    by_key = {r["image_key"]: r for r in key}
+    for it in data["items"]:
         img = cv2.imdecode(np.frombuffer(base64.b64decode(it["img"].split(",", 1)[1]), np.uint8),
                            cv2.IMREAD_UNCHANGED)
-        assert img.shape == (144, 256) and img.dtype == np.uint8
+        assert img.shape == (36, 64) and img.dtype == np.uint8
+        r = by_key[it["key"]]
+        src = (root / "data" / ("variants/wide/images" if r["label"] == "real" else "synthetic/wide/png16")
+               / (f"{r['file']}.png" if r["label"] == "real" else r["file"]))
+        want = np.round(cv2.imread(str(src), cv2.IMREAD_UNCHANGED) / 65535 * 255)
+        assert np.abs(img.astype(float) - want).max() <= 1, "the picture is the variant's image, unaltered"
+    assert data["display_width"] == 256
+    # no size cue: every embedded image has the same number of bytes (stored, uncompressed PNGs)
+    assert len({len(it["img"]) for it in data["items"]}) == 1
     assert (root / "data" / "reader_study" / "passphrase.txt").read_text().strip() == PASS
     assert (root / "reports" / "reader_study" / "answers").is_dir()
 
