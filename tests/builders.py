@@ -127,3 +127,50 @@ def model_config(**changes):
     from pipeline.gan.train import TrainConfig  # torch only for the tests that build models
 
     return TrainConfig(**changes).model_config()
+
+
+def make_reader_study_project(root: Path, n_train: int = 8, n_val: int = 3, n_test: int = 5, n_syn: int = 10,
+                              flagged: int = 2, size=(36, 64), seed: int = 5) -> dict:
+    """A tiny project for the reader study: variant ``wide`` (letterboxed phantoms, pad bars top and
+    bottom in transforms.csv), a split, synthetic images with seeds.csv and a nearest.csv flagging the
+    first ``flagged`` of them. Returns {"train"/"val"/"test": ids, "synthetic": files, "flagged": files}."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    images = root / "data" / "variants" / "wide" / "images"
+    syn = root / "data" / "synthetic" / "wide" / "png16"
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    split_rows, transforms = [], []
+    pad = h // 6
+    for k, part in enumerate(["train"] * n_train + ["val"] * n_val + ["test"] * n_test):
+        img = np.zeros((h, w), np.float32)
+        img[pad:h - pad] = phantoms.render_opg(rng, h - 2 * pad, w)[0]
+        px = pngio.to_uint16(img)
+        iid = ingest.image_id(px)
+        pngio.write_png16(images / f"{iid}.png", px)
+        out[part].append(iid)
+        split_rows.append({"image_id": iid, "split": part, "group": iid})
+        transforms.append({"image_id": iid, "src_w": 2 * w, "src_h": 2 * (h - 2 * pad), "scale_x": 0.5,
+                           "scale_y": 0.5, "pad_left": 0, "pad_top": pad, "out_w": w, "out_h": h})
+    files = []
+    for k in range(n_syn):
+        name = f"syn_{k:06d}.png"
+        img = np.zeros((h, w), np.float32)
+        img[pad // 2:h - pad // 2] = phantoms.render_opg(rng, h - 2 * (pad // 2), w)[0] * 0.9
+        pngio.write_png16(syn / name, pngio.to_uint16(img))
+        files.append(name)
+    out["synthetic"], out["flagged"] = files, files[:flagged]
+    tables = {
+        "data/split/split.csv": split_rows,
+        "data/variants/wide/transforms.csv": transforms,
+        "data/synthetic/wide/seeds.csv": [{"file": f, "seed": 1000 + k, "variant": "wide", "checkpoint_sha256": "0" * 64}
+                                          for k, f in enumerate(files)],
+        "data/eval/nearest.csv": [{"variant": "wide", "file": f, "nearest_train_id": out["train"][0], "distance": 0.1,
+                                   "threshold": 0.05, "flagged": int(k < flagged)} for k, f in enumerate(files)],
+    }
+    for rel, rows in tables.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        with open(root / rel, "w", newline="") as f:
+            wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+            wr.writeheader()
+            wr.writerows(rows)
+    return out

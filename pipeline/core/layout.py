@@ -59,3 +59,13 @@ class Layout:
     @property
     def release(self) -> Path:
         return self._at("data", "release")
+
+    @property
+    def reader_study_key(self) -> Path:
+        """The reader study's answer key (never inside the page): ``data/reader_study``."""
+        return self._at("data", "reader_study")
+
+    @property
+    def reader_study_reports(self) -> Path:
+        """The reader study's page, the readers' answers (``answers/``) and their scores."""
+        return self._at("reports", "reader_study")

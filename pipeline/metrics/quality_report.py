@@ -203,8 +203,45 @@ def render(metrics: dict, layout: Layout, nearest_csv: Path | None, audit: dict 
         out.append("<h3>Training curves</h3>")
         out.append(f"<img alt='training curves of {html.escape(variant)}' src='{curves}'>" if curves
                    else "<p>No training log found.</p>")
+    out += reader_study_section(layout)
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def reader_study_section(layout: Layout) -> list[str]:
+    """The dentists' verdict (``reports/reader_study/scores.json`` of the reader_score stage), if any."""
+    path = layout.reader_study_reports / "scores.json"
+    if not path.exists():
+        return []
+    s = json.loads(path.read_text())
+    out = [f"<h2>Reader study: can dentists tell them apart? (<code>{html.escape(str(s.get('name')))}</code>)</h2>"]
+    p = s.get("pooled")
+    if not p:
+        return out + [f"<p>{s.get('images')} images ({s.get('images_per_class')} real held-out + as many synthetic, "
+                      f"variant <code>{html.escape(str(s.get('variant')))}</code>); no answers scored yet.</p>"]
+    lo, hi = p["ci95"]
+    pub = s.get("published", {})
+    out.append(f"<p class='note'>Readers told real from synthetic in <b>{p['accuracy']:.1%}</b> (95% CI {lo:.1%} to "
+               f"{hi:.1%}) of {p['answers']} answers, chance 50%; published: {pub.get('accuracy', 0.685):.1%} for "
+               f"{html.escape(str(pub.get('model', 'a diffusion model (PanoDiff-SR)')))}. {s['readers']} reader(s), "
+               f"{s.get('images')} images (variant <code>{html.escape(str(s.get('variant')))}</code>). Closer to 50% "
+               "is better: the synthetic images pass for real.</p>")
+    out.append("<table><tr><th>reader</th><th>answers</th><th>accuracy (95% CI)</th><th>p vs chance</th>"
+               "<th>synthetic called synthetic</th><th>real called real</th><th>median s / image</th></tr>")
+    for rd, v in sorted(s.get("per_reader", {}).items()) + [("all (pooled)", p)]:
+        sens, spec = v["sensitivity"], v["specificity"]
+        out.append(f"<tr><td>{html.escape(rd)}</td><td>{v['answers']}</td><td>{v['accuracy']:.1%} ({v['ci95'][0]:.1%}"
+                   f" to {v['ci95'][1]:.1%})</td><td>{v['p_value_vs_chance']:.3g}</td><td>{sens['k']} of {sens['n']}</td>"
+                   f"<td>{spec['k']} of {spec['n']}</td><td>{_fmt(v.get('median_seconds'))}</td></tr>")
+    out.append("</table><p>Accuracy by the readers' confidence: " + "; ".join(
+        f"{c}: {e['value']:.0%} of {e['n']}" for c, e in p["by_confidence"].items() if e["n"]) + "</p>")
+    fooled = s.get("synthetic_most_often_taken_for_real", [])[:4]
+    syn_dir = layout.synthetic(str(s.get("variant"))) / "png16"
+    cells = [f"<td><img alt='synthetic {html.escape(f['file'])}' src='{image_data_uri(_tile([pngio.read_png16(syn_dir / f['file'])], 1))}'>"
+             f"<br>{f['taken_for_real']} of {f['answers']} said real</td>" for f in fooled if (syn_dir / f["file"]).exists()]
+    if cells:
+        out.append("<h3>Synthetic images most often taken for real</h3><table><tr>" + "".join(cells) + "</tr></table>")
+    return out
 
 
 def _pictures(layout: Layout, variant: str, split: dict, heldout_splits: list[str], nearest_rows: list[dict],

@@ -106,13 +106,15 @@ def _stage_configs():
     from pipeline.gan.train import TrainConfig
     from pipeline.ingest.ingest import IngestConfig
     from pipeline.metrics.evaluate import EvaluateConfig
+    from pipeline.metrics.reader_study import ReaderStudyConfig
     from pipeline.release.release import ReleaseConfig
     from pipeline.variants.letterbox import LetterboxConfig
     from pipeline.variants.split import SplitConfig
 
     return [("phantoms", PhantomsConfig), ("ingest", IngestConfig), ("audit", AuditConfig), ("crop", CropConfig),
             ("letterbox", LetterboxConfig), ("split", SplitConfig), ("train", TrainConfig),
-            ("generate", GenerateConfig), ("evaluate", EvaluateConfig), ("release", ReleaseConfig)]
+            ("generate", GenerateConfig), ("evaluate", EvaluateConfig), ("release", ReleaseConfig),
+            ("reader_study", ReaderStudyConfig)]
 
 
 # values that belong to one project, not to the library: params.yaml sets them, the dataclass has none
