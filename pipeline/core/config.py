@@ -35,7 +35,7 @@ def parse_yaml(text: str) -> Any:
 
 # the top-level keys of params.yaml: one section per stage (shared/DESIGN.md) plus seed and variants
 SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbox", "split", "train",
-            "generate", "evaluate", "release")
+            "generate", "evaluate", "release", "reader_study")
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
