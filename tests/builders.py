@@ -332,6 +332,7 @@ def messy_archive(raw: Path, seed: int = 7, size=(128, 256)) -> tuple[dict[bytes
     pages[0].save(put("broken/multipage.tif", "rejected", "multi-page TIFF"), save_all=True, append_images=pages[1:])
     cv2.imwrite(str(put("broken/one_pixel.png", "rejected", "too small")), np.zeros((1, 1), np.uint8))
     _png_header_only_image(put("broken/long_strip.png", "rejected", "too small"), 100_000, 10)
+    _png_header_only_image(put("broken/wide_strip.png", "rejected", "not a radiograph's shape"), 20_000, 40)
     _png_header_only_image(put("broken/oversize.png", "rejected", "too large"), 1200, 1000)  # over the test's max_pixels
     Image.fromarray(opg(40)).save(put("other/image.gif", "rejected", "unsupported format: GIF"), "GIF")
     put("other/image.webp", "rejected", "unsupported format: WebP").write_bytes(enc(".webp", opg(41)))

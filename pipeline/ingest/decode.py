@@ -36,11 +36,14 @@ class Decoded:
 
 @dataclass(frozen=True)
 class Limits:
-    """Images ingest refuses to decode: more than ``max_pixels`` pixels (checked in the header,
-    before any pixel is decoded), or a side shorter than ``min_side`` px. Ingest passes its params;
-    the defaults here only guard direct calls."""
-    max_pixels: int = 60_000_000
+    """Images ingest refuses to decode: more than ``max_pixels`` pixels, a side shorter than
+    ``min_side`` px, or one side more than ``max_aspect`` times the other (a strip such as
+    100000x40 px is no radiograph, and the audit's fixed-height working copies of it would take
+    gigabytes). Checked in the header, before any pixel is decoded. Ingest passes its params; the
+    defaults here only guard direct calls."""
+    max_pixels: int = 40_000_000
     min_side: int = 1
+    max_aspect: float = 1e9
 
     def check(self, width: int, height: int) -> None:
         if width <= 0 or height <= 0:
@@ -49,6 +52,9 @@ class Limits:
             raise DecodeError("too large: more pixels than ingest.max_pixels (not decoded)", width, height)
         if min(width, height) < self.min_side:
             raise DecodeError("too small to be a radiograph: a side under ingest.min_side px", width, height)
+        if max(width, height) > self.max_aspect * min(width, height):
+            raise DecodeError("not a radiograph's shape: one side over ingest.max_aspect times the other",
+                              width, height)
 
 
 def sniff_format(path) -> str:

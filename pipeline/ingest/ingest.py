@@ -59,18 +59,19 @@ class IngestConfig:
     png_compression: int = 1
     patient_salt: str = "dentsynth-demo-salt"
     pseudonymise_paths: bool = False
-    max_pixels: int = 60_000_000
+    max_pixels: int = 40_000_000
     min_side: int = 32
+    max_aspect: float = 8.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.png_compression <= 9:
             raise config.ConfigError(f"ingest.png_compression must be 0-9, got {self.png_compression}")
-        if self.max_pixels < 1 or self.min_side < 1:
-            raise config.ConfigError("ingest.max_pixels and ingest.min_side must be positive")
+        if self.max_pixels < 1 or self.min_side < 1 or self.max_aspect < 1:
+            raise config.ConfigError("ingest.max_pixels and ingest.min_side must be positive, ingest.max_aspect >= 1")
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.max_pixels, self.min_side)
+        return Limits(self.max_pixels, self.min_side, self.max_aspect)
 
     def source_path(self, entry: Entry) -> str:
         """The manifest's ``source_path``: relative to raw_dir, or its keyed hash."""
