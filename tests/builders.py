@@ -69,9 +69,11 @@ def dvc(project: Path, *args: str, timeout: int = 900) -> str:
 
 
 def changed_stages(project: Path, *targets: str) -> set[str]:
-    """Stages `dvc status` reports as changed (their deps, params or outs differ from dvc.lock)."""
+    """Stages `dvc status` reports as changed (their deps, params or outs differ from dvc.lock);
+    not the `always_changed` ones (`inventory`) whose only entry is "always changed"."""
     out = dvc(project, "status", "--json", *(("--with-deps", *targets) if targets else ()))
-    return set(json.loads(out[out.index("{"):]) if "{" in out else {})
+    status = json.loads(out[out.index("{"):]) if "{" in out else {}
+    return {name for name, what in status.items() if what != ["always changed"]}
 
 
 def ran_stages(log: str) -> set[str]:

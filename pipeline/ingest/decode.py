@@ -7,6 +7,7 @@ DICOM value (reasons end up in the manifest).
 """
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from dataclasses import dataclass
@@ -18,6 +19,14 @@ import numpy as np
 from pipeline.ingest import probe
 from pipeline.ingest.deid import kept_metadata, patient_key
 from pipeline.ingest.probe import DecodeError
+
+
+# pydicom logs (and warns) about invalid values quoting them: patient data in a stage's log.
+# Ingest reports its own reasons instead.
+_PYDICOM_LOG = logging.getLogger("pydicom")
+_PYDICOM_LOG.addHandler(logging.NullHandler())
+_PYDICOM_LOG.propagate = False
+_PYDICOM_LOG.setLevel(logging.CRITICAL + 1)
 
 
 @dataclass
