@@ -1,5 +1,6 @@
-"""Peak memory of ingest + audit on an archive holding a 20000x20000 PNG (440 KB on disk, 400 Mpx):
-the header check rejects it unread, so the peak stays that of the ordinary images."""
+"""Peak memory of ingest + audit (one process, workers=1) on an archive holding a 20000x20000 PNG
+(~400 KB on disk, 400 Mpx), a 100000x10 and a 100000x40 strip and three OPG-sized images: the
+header checks reject the first three unread, so the peak stays that of the ordinary images."""
 import json
 import subprocess
 import sys
@@ -21,7 +22,11 @@ root = Path(sys.argv[1])
 t = time.perf_counter()
 rows = ingest.run_ingest(IngestConfig(raw_dir=str(root / "raw")), root / "ingested", workers=1, progress=False)
 audit = run_audit(AuditConfig(), root / "ingested", root / "audit", None, workers=1, progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own peak RSS (ru_maxrss would carry over the forking parent's across exec)
+try:
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) * 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"peak_bytes": peak, "seconds": time.perf_counter() - t,
                   "rows": {r["source_path"]: [r["status"], r["reason"]] for r in rows}, "audited": len(audit)}))
 """
