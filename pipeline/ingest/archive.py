@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,12 +136,18 @@ def walk(raw_dir: str | os.PathLike) -> list[Entry]:
     return sorted(entries, key=lambda e: e.rel)
 
 
+# extensions a pseudonym keeps (anything else could be part of a name: "John.Smith")
+KNOWN_EXTENSIONS = {".dcm", ".dicom", ".ima", ".img", ".raw", ".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff",
+                    ".gif", ".bmp", ".webp", ".jp2", ".j2k", ".jpx", ".heic", ".avif", ".txt", ".csv", ".xml",
+                    ".json", ".pdf", ".zip", ".gz", ".html", ".htm"}
+
+
 def pseudonym(rel: bytes, key: str) -> str:
-    """A keyed hash of a relative path (HMAC-SHA256 under ``key``), keeping a plain extension:
+    """A keyed hash of a relative path (HMAC-SHA256 under ``key``), keeping a known file extension:
     the same path and key always give the same name, and nobody without the key can tell the name."""
     digest = hmac.new(key.encode("utf-8"), b"dentsynth-source-path\0" + rel, hashlib.sha256).hexdigest()[:20]
     ext = os.path.splitext(rel)[1].decode("utf-8", "replace").lower()
-    return digest + (ext if re.fullmatch(r"\.[a-z0-9]{1,5}", ext) else "")
+    return digest + (ext if ext in KNOWN_EXTENSIONS else "")
 
 
 def file_sha256(path: bytes | str) -> str:
