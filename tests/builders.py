@@ -76,8 +76,13 @@ def changed_stages(project: Path, *targets: str) -> set[str]:
     return {name for name, what in status.items() if what != ["always changed"]}
 
 
-def ran_stages(log: str) -> set[str]:
-    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+ALWAYS_CHANGED = {"inventory"}  # dvc.yaml `always_changed`: runs on every repro (it looks at the archive)
+
+
+def ran_stages(log: str, always: bool = False) -> set[str]:
+    """Stages a `dvc repro` log says it ran; the always-changed ones only with ``always``."""
+    ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+    return ran if always else ran - ALWAYS_CHANGED
 
 def write_ingested(folder, images):
     """``images`` (float [0, 1]) as an ingest output in ``folder``: images/<id>.png + manifest.csv."""
