@@ -6,14 +6,12 @@ loops or non-UTF-8 names: see pipeline/ingest/ingest.py)."""
 from pathlib import Path
 
 from pipeline.core import cli, config
-from pipeline.ingest.ingest import IngestConfig, write_inventory
-
-CACHE = Path(".dvc/tmp/dentsynth-inventory-cache.json")  # content hashes by (inode, size, mtime): no names
+from pipeline.ingest.ingest import IngestConfig, inventory_cache, write_inventory
 
 
 def main(params: dict) -> None:
     cfg = config.stage_config("ingest", IngestConfig, params)
-    inv = write_inventory(cfg, Path("data/ingest_inventory.json"), cache=CACHE if CACHE.parent.parent.is_dir() else None)
+    inv = write_inventory(cfg, Path("data/ingest_inventory.json"), cache=inventory_cache())
     print(f"{inv['entries']} archive entries ({inv['files']} files, {inv['other_entries']} other)")
 
 

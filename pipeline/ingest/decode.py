@@ -120,6 +120,20 @@ def _read_dicom(path: Path):
     return ds
 
 
+def _ends_inside_an_element(ds, path: Path) -> bool:
+    """Whether the file stops before its last data element does (pydicom drops a cut element
+    silently): the last element's end is not the file's end."""
+    try:
+        tags = list(ds.keys())
+        last = ds.get_item(tags[-1]) if tags else None
+        tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+        if tell is None or length is None or length == 0xFFFFFFFF:
+            return False
+        return tell + length != path.stat().st_size
+    except Exception:  # noqa: BLE001 - no evidence either way
+        return False
+
+
 def _transfer_syntax(ds) -> tuple[str, str]:
     """(keyword shown in the manifest, note). A data set without file meta (no preamble, as old
     PACS exports write it) gets the syntax pydicom found while reading it, set in its file meta."""
@@ -155,13 +169,30 @@ def _int_tag(ds, keyword: str):
         return "bad"
 
 
-def _check_image_tags(ds, limits: Limits) -> tuple[int, int, int, int]:
+def _is_image_class(ds) -> bool:
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    for uid in (ds.get("SOPClassUID", None), meta.get("MediaStorageSOPClassUID", None) if meta is not None else None):
+        try:
+            if uid and "Image Storage" in UID(str(uid)).name:
+                return True
+        except Exception:  # noqa: BLE001 - a malformed UID says nothing
+            pass
+    return False
+
+
+def _check_image_tags(ds, limits: Limits, path: Path) -> tuple[int, int, int, int]:
     """Specific reasons for the metadata faults that stop the pixel decoder (never a tag value)."""
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     rows, cols = _int_tag(ds, "Rows"), _int_tag(ds, "Columns")
     if not has_pixels:
+        if _ends_inside_an_element(ds, path):
+            raise DecodeError("DICOM cut short in its header (the file ends inside a data element)")
         if rows is not None or "BitsAllocated" in ds:
             raise DecodeError("DICOM cut short before its pixel data (image tags but no pixels)")
+        if _is_image_class(ds):
+            raise DecodeError("DICOM image object without pixel data (cut short or stripped)")
         raise DecodeError("DICOM without pixel data (not an image object, e.g. a report)")
     if rows is None or cols is None:
         raise DecodeError("DICOM image without Rows or Columns")
@@ -195,7 +226,7 @@ def _check_image_tags(ds, limits: Limits) -> tuple[int, int, int, int]:
 def _decode_dicom(path: Path, salt: str, limits: Limits = Limits()) -> Decoded:
     ds = _read_dicom(path)
     ts_name, note = _transfer_syntax(ds)
-    rows, cols, alloc, spp = _check_image_tags(ds, limits)
+    rows, cols, alloc, spp = _check_image_tags(ds, limits, path)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     uid = ds.file_meta.TransferSyntaxUID
     if "PixelData" in ds and not uid.is_compressed:

@@ -225,6 +225,22 @@ def run_ingest(cfg: IngestConfig, out_dir: Path, root: Path = Path("."), workers
     return rows
 
 
+INVENTORY_CACHE = Path(".dvc/tmp/dentsynth-inventory-cache.json")  # content hashes by (inode, size, mtime): no names
+
+
+def inventory_cache(root: Path = Path(".")) -> Path | None:
+    """Where the stages keep the inventory's content hashes: DVC's scratch folder, if there is one."""
+    return Path(root) / INVENTORY_CACHE if (Path(root) / ".dvc").is_dir() else None
+
+
+def archive_changed(cfg: IngestConfig, inventory_json: Path, root: Path = Path(".")) -> bool:
+    """Whether the archive differs from the inventory written earlier (False without one)."""
+    if not Path(inventory_json).is_file():
+        return False
+    now = archive.inventory(archive.walk(config.resolve(cfg.raw_dir, root)), inventory_cache(root))
+    return now["digest"] != json.loads(Path(inventory_json).read_text()).get("digest")
+
+
 def write_inventory(cfg: IngestConfig, out: Path, root: Path = Path("."), cache: Path | None = None) -> dict:
     """The ``inventory`` stage: counts and one digest of the archive listing (no names) -> ``out``."""
     inv = archive.inventory(archive.walk(config.resolve(cfg.raw_dir, root)), cache)

@@ -67,3 +67,12 @@ def test_pseudonym_is_keyed_and_keeps_only_a_plain_extension():
     assert "smith" not in a.lower() and "1984" not in a
     assert a != archive.pseudonym(b"Smith_John/1984-02-03.dcm", "other")
     assert "." not in archive.pseudonym(b"Anna.Li", "k")  # not a file extension: could be a name
+
+
+def test_a_change_after_the_inventory_is_noticed(tree, tmp_path):
+    cfg = IngestConfig(raw_dir=str(tree))
+    ingest.write_inventory(cfg, tmp_path / "inv.json")
+    assert not ingest.archive_changed(cfg, tmp_path / "inv.json")
+    assert not ingest.archive_changed(cfg, tmp_path / "none.json")  # no inventory: nothing to compare
+    (tree / "late.png").write_bytes(b"l")
+    assert ingest.archive_changed(cfg, tmp_path / "inv.json")
