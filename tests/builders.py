@@ -305,6 +305,8 @@ def messy_archive(raw: Path, seed: int = 7, size=(128, 256)) -> tuple[dict[bytes
     (raw / "tmp.dcm").unlink()
     put("dicom/cut_in_header.dcm", "rejected", "DICOM cut short in its header").write_bytes(full[:200])
     put("dicom/cut_in_pixels.dcm", "rejected", "pixel data shorter").write_bytes(full[: len(full) - 5000])
+    rows_tag = full.index(b"\x28\x00\x10\x00US")  # (0028,0010) Rows: cut inside it
+    put("dicom/cut_in_elements.dcm", "rejected", "ends inside a data element").write_bytes(full[: rows_tag + 5])
     ts = take()[0]
     ds = _dicom_dataset(d16, take(8))
     ds.file_meta.TransferSyntaxUID = UID(ts)

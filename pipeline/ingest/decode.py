@@ -1,9 +1,15 @@
 """Decoding raw radiograph files into one grey representation (uint16, full range).
 
-Format is sniffed from the bytes, not the extension. DICOM: stored values (bits above BitsStored
-masked, sign extended), modality LUT, VOI LUT or window, MONOCHROME1 inverted. PNG/JPEG/TIFF
-through OpenCV. Every failure is a :class:`DecodeError` with a short reason that never quotes a
-DICOM value (reasons end up in the manifest).
+Format is sniffed from the bytes, not the extension (:mod:`probe`). Size limits (:class:`Limits`)
+are checked on the header before anything is decoded. DICOM: read with ``force`` (a data set
+without preamble or file meta gets the transfer syntax found while parsing it), each metadata fault
+named before the pixel decoder runs, then stored values (bits above BitsStored masked, sign
+extended), modality LUT, VOI LUT or window, MONOCHROME1 inverted. PNG/JPEG/TIFF through OpenCV,
+after a structural check (PNG to IEND, JPEG to its end marker: padding after them is fine), with
+libjpeg's "premature end of data segment" warning (a scan cut short, an end marker appended)
+a rejection, NaN/Inf in float samples a rejection, a multi-page TIFF a rejection. Every failure
+is a :class:`DecodeError` with a short reason that never quotes a value from the file (reasons
+end up in the manifest); pydicom's own log, which does quote values, is silenced.
 """
 from __future__ import annotations
 

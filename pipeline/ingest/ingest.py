@@ -21,7 +21,9 @@ So the archive is treated as external state, the way DVC documents it: a small s
 sizes and content hashes: no name); ``ingest`` depends on that file. ``dvc repro`` thus always
 looks at the archive (content hashes are reused from a stat-keyed cache in ``.dvc/tmp``, as DVC
 does), reruns ``ingest`` only when something in it changed, and ``dvc status`` reports
-``inventory: always changed`` (it cannot know without looking).
+``inventory: always changed`` (it cannot know without looking). After its run, ``ingest``
+checks the archive against the inventory again (:func:`archive_changed`): an archive that changed
+in between fails the stage instead of being recorded under the old digest.
 """
 from __future__ import annotations
 
