@@ -25,7 +25,7 @@ def corpus(tmp_path_factory):
     expected, planted = builders.messy_archive(root / "raw")
     proj = root / "proj"
     cfg = IngestConfig(raw_dir=str(root / "raw"), patient_salt=SALT, pseudonymise_paths=True, max_pixels=1_000_000)
-    rows = ingest.run_ingest(cfg, proj / "data" / "ingested", workers=2, progress=False)
+    rows = ingest.run_ingest(cfg, proj / "data" / "ingested", workers=1, progress=False)  # the pool: test_dvc_ingest
     summary = ingest.summarise(rows)
     inv = ingest.write_inventory(cfg, proj / "data" / "ingest_inventory.json")
     audit_rows = run_audit(AuditConfig(min_width=100, min_height=50), proj / "data" / "ingested", proj / "data" / "audit", proj / "reports",
