@@ -1,4 +1,4 @@
-"""A messy archive (tests/builders.messy_archive: 48 entries of 47 kinds) through ingest, audit and a
+"""A messy archive (tests/builders.messy_archive: 50 entries, 18 readable kinds and 31 rejection reasons) through ingest, audit and a
 release: no crash, one manifest row per entry with the expected status and a specific reason, and
 not one planted identifying string in any byte the pipeline writes."""
 import csv
