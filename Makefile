@@ -34,4 +34,4 @@ bench: install
 	python -m bench.run
 
 clean-demo:
-	rm -rf data/demo_raw data/ingested data/audit data/crops data/variants data/split data/synthetic data/eval data/release
+	rm -rf data/demo_raw data/ingest_inventory.json data/ingested data/audit data/crops data/variants data/split data/synthetic data/eval data/release

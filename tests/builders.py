@@ -69,13 +69,20 @@ def dvc(project: Path, *args: str, timeout: int = 900) -> str:
 
 
 def changed_stages(project: Path, *targets: str) -> set[str]:
-    """Stages `dvc status` reports as changed (their deps, params or outs differ from dvc.lock)."""
+    """Stages `dvc status` reports as changed (their deps, params or outs differ from dvc.lock);
+    not the `always_changed` ones (`inventory`) whose only entry is "always changed"."""
     out = dvc(project, "status", "--json", *(("--with-deps", *targets) if targets else ()))
-    return set(json.loads(out[out.index("{"):]) if "{" in out else {})
+    status = json.loads(out[out.index("{"):]) if "{" in out else {}
+    return {name for name, what in status.items() if what != ["always changed"]}
 
 
-def ran_stages(log: str) -> set[str]:
-    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+ALWAYS_CHANGED = {"inventory"}  # dvc.yaml `always_changed`: runs on every repro (it looks at the archive)
+
+
+def ran_stages(log: str, always: bool = False) -> set[str]:
+    """Stages a `dvc repro` log says it ran; the always-changed ones only with ``always``."""
+    ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+    return ran if always else ran - ALWAYS_CHANGED
 
 def write_ingested(folder, images):
     """``images`` (float [0, 1]) as an ingest output in ``folder``: images/<id>.png + manifest.csv."""
@@ -174,3 +181,234 @@ def make_reader_study_project(root: Path, n_train: int = 8, n_val: int = 3, n_te
             wr.writeheader()
             wr.writerows(rows)
     return out
+
+
+# ------------------------------------------------------------------------------- a messy raw archive
+def _dicom_dataset(pixels: np.ndarray, markers: list[str], **tags):
+    """A grey DICOM data set with identifying tags carrying ``markers`` (consumed from the list's start)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "PX"
+    for kw in ("PatientName", "PatientID", "InstitutionName", "ReferringPhysicianName", "AccessionNumber",
+               "StudyDescription", "PatientBirthDate"):
+        value = markers.pop(0)
+        setattr(ds, kw, value)
+    ds.add_new(0x00091010, "LO", markers.pop(0))  # a private tag
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = (pixels >> 4).astype(np.uint16).tobytes()
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def _save_dicom(ds, path: Path, meta: bool = True, implicit: bool = False) -> bytes:
+    import io
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    if meta:
+        if implicit:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        buf = io.BytesIO()
+        ds.save_as(buf, implicit_vr=implicit, little_endian=True, enforce_file_format=True)
+        data = buf.getvalue()
+    else:  # a bare data set: no preamble, no "DICM", no file meta (old PACS exports)
+        del ds.file_meta
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, implicit
+        write_dataset(fp, ds)
+        data = fp.getvalue()
+    path.write_bytes(data)
+    return data
+
+
+def _png_with_text(path: Path, img8: np.ndarray, text: str, trailing: bytes = b"") -> None:
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", text)
+    buf = io.BytesIO()
+    Image.fromarray(img8).save(buf, "PNG", pnginfo=info)
+    path.write_bytes(buf.getvalue() + trailing)
+
+
+def _png_header_only_image(path: Path, width: int, height: int) -> None:
+    """A valid, all-black 8-bit grey PNG of any size, written row by row (little memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    rows = b"\0" * ((width + 1) * min(height, 512))
+    parts = []
+    left = height
+    while left > 0:
+        n = min(left, 512)
+        parts.append(comp.compress(rows[: (width + 1) * n]))
+        left -= n
+    parts.append(comp.flush())
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+        f.write(chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+
+
+def messy_archive(raw: Path, seed: int = 7, size=(128, 256)) -> tuple[dict[bytes, tuple[str, str]], list[str]]:
+    """A raw archive of every kind of entry ingest must account for, in ``raw``; returns
+    (relative path bytes -> (expected status, a substring of the expected reason ('' for ok)),
+    every identifying marker string planted in names, tags and embedded text)."""
+    import cv2
+    from PIL import Image
+    from pydicom.uid import UID
+
+    import warnings
+
+    warnings.filterwarnings("ignore", module="pydicom")  # planted values are invalid on purpose
+    raw = Path(raw)
+    raw.mkdir(parents=True)
+    tag = hashlib_hex(f"messy-{seed}")
+    markers = [f"ZQX{tag[i % 60:i % 60 + 2].upper()}{i:03d}" for i in range(120)]  # 8 characters (fits a DA)
+    planted: list[str] = []
+
+    def take(n: int = 1) -> list[str]:
+        got = [markers.pop(0) for _ in range(n)]
+        planted.extend(got)
+        return got
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+
+    def opg(k: int, dtype=np.uint8) -> np.ndarray:
+        img, _ = phantoms.render_opg(np.random.default_rng([seed, k]), h, w)
+        top = 255 if dtype == np.uint8 else 65535
+        return np.round(img * top).astype(dtype)
+
+    exp: dict[bytes, tuple[str, str]] = {}
+
+    def put(rel: str | bytes, status: str, reason: str = "") -> Path:
+        relb = rel if isinstance(rel, bytes) else rel.encode()
+        p = Path(os.fsdecode(os.path.join(os.fsencode(str(raw)), relb)))
+        p.parent.mkdir(parents=True, exist_ok=True)
+        exp[relb] = (status, reason)
+        return p
+
+    def enc(ext: str, img: np.ndarray, *flags) -> bytes:
+        ok, buf = cv2.imencode(ext, img, list(flags))
+        assert ok
+        return buf.tobytes()
+
+    # readable images, some with identifying text in their metadata or names
+    cv2.imwrite(str(put("ok/grey8.png", "ok")), opg(1))
+    cv2.imwrite(str(put("ok/grey16.png", "ok")), opg(2, np.uint16))
+    put("ok/photo.jpg", "ok").write_bytes(enc(".jpg", opg(3), cv2.IMWRITE_JPEG_QUALITY, 95))
+    cv2.imwrite(str(put("ok/scan8.tif", "ok")), opg(4))
+    cv2.imwrite(str(put("ok/scan16.tif", "ok")), opg(5, np.uint16))
+    _png_with_text(put("ok/with_text_chunk.png", "ok"), opg(6), "Patient " + take()[0])
+    jpg = enc(".jpg", opg(7))
+    com = ("Patient " + take()[0]).encode()
+    put("ok/with_comment.jpg", "ok").write_bytes(jpg[:2] + b"\xff\xfe" + (len(com) + 2).to_bytes(2, "big") + com + jpg[2:])
+    Image.fromarray(opg(8)).save(put("ok/with_description.tif", "ok"), tiffinfo={270: "Patient " + take()[0]})
+    put("ok/trailing_zeros.png", "ok").write_bytes(enc(".png", opg(9)) + b"\0" * 4096)
+    put("ok/trailing_zeros.jpg", "ok").write_bytes(enc(".jpg", opg(10)) + b"\0" * 4096)
+    f = opg(11).astype(np.float32) / 255.0
+    cv2.imwrite(str(put("ok/float.tif", "ok")), f)
+    name = take()[0]
+    cv2.imwrite(str(put(f"patients/{name}/{take()[0]}_opg.png", "ok")), opg(12))  # names carry patient data
+    with open(os.fsencode(put(b"ok/caf\xe9_latin1_name.png", "ok")), "wb") as fh:  # not valid UTF-8
+        fh.write(enc(".png", opg(13)))  # (cv2.imwrite crashes on such a name)
+    os.symlink("grey8.png", put("ok/link_to_grey8.png", "ok"))
+    outside = raw.parent / f"{raw.name}_outside"
+    outside.mkdir()
+    cv2.imwrite(str(outside / "linked_in.png"), opg(14))
+    os.symlink(outside, raw / "linked_folder")
+    exp[b"linked_folder/linked_in.png"] = ("ok", "")
+
+    # DICOM: good (identifying tags), bare data sets (no preamble/meta), and one fault each
+    d16 = opg(20, np.uint16)
+    _save_dicom(_dicom_dataset(d16, take(8)), put("dicom/good.dcm", "ok"))
+    _save_dicom(_dicom_dataset(d16[::-1].copy(), take(8)), put("dicom/bare_implicit.dcm", "ok"), meta=False, implicit=True)
+    _save_dicom(_dicom_dataset(d16[:, ::-1].copy(), take(8)), put("dicom/bare_explicit.dcm", "ok"), meta=False)
+    full = _save_dicom(_dicom_dataset(d16, take(8)), raw / "tmp.dcm")
+    (raw / "tmp.dcm").unlink()
+    put("dicom/cut_in_header.dcm", "rejected", "DICOM cut short in its header").write_bytes(full[:200])
+    put("dicom/cut_in_pixels.dcm", "rejected", "pixel data shorter").write_bytes(full[: len(full) - 5000])
+    rows_tag = full.index(b"\x28\x00\x10\x00US")  # (0028,0010) Rows: cut inside it
+    put("dicom/cut_in_elements.dcm", "rejected", "ends inside a data element").write_bytes(full[: rows_tag + 5])
+    ts = take()[0]
+    ds = _dicom_dataset(d16, take(8))
+    ds.file_meta.TransferSyntaxUID = UID(ts)
+    _save_dicom(ds, put("dicom/bad_transfer_syntax.dcm", "rejected", "transfer syntax not recognised"))
+    ds = _dicom_dataset(d16, take(8))
+    del ds.Rows
+    _save_dicom(ds, put("dicom/no_rows.dcm", "rejected", "without Rows or Columns"))
+    _save_dicom(_dicom_dataset(d16, take(8), BitsAllocated=12), put("dicom/bits_allocated.dcm", "rejected", "BitsAllocated"))
+    _save_dicom(_dicom_dataset(d16, take(8), BitsStored=20), put("dicom/bits_stored.dcm", "rejected", "BitsStored"))
+    _save_dicom(_dicom_dataset(d16, take(8), SamplesPerPixel=2), put("dicom/samples.dcm", "rejected", "SamplesPerPixel"))
+    pi = take()[0]
+    _save_dicom(_dicom_dataset(d16, take(8), PhotometricInterpretation=pi),
+                put("dicom/photometric.dcm", "rejected", "PhotometricInterpretation"))
+    ds = _dicom_dataset(d16, take(8))
+    for kw in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+               "SamplesPerPixel", "PhotometricInterpretation"):
+        delattr(ds, kw)
+    _save_dicom(ds, put("dicom/report_no_pixels.dcm", "rejected", "without pixel data"))
+    _save_dicom(_dicom_dataset(np.tile(d16, (2, 1)), take(8), NumberOfFrames=2, Rows=h),
+                put("dicom/multiframe.dcm", "rejected", "multi-frame"))
+
+    # broken rasters, and what they must not be mistaken for
+    jpg = enc(".jpg", opg(30), cv2.IMWRITE_JPEG_QUALITY, 95)
+    put("broken/cut_jpeg_with_eoi.jpg", "rejected", "JPEG cut short: its scan ends").write_bytes(jpg[: int(len(jpg) * 0.7)] + b"\xff\xd9")
+    put("broken/cut_jpeg.jpg", "rejected", "JPEG cut short").write_bytes(jpg[: len(jpg) // 2])
+    png = enc(".png", opg(31))
+    put("broken/cut.png", "rejected", "PNG cut short").write_bytes(png[: len(png) // 2])
+    f = opg(32).astype(np.float32) / 255.0
+    f[10:20, 10:20] = np.nan
+    cv2.imwrite(str(put("broken/nan_float.tif", "rejected", "NaN")), f)
+    pages = [Image.fromarray(opg(33 + i)) for i in range(3)]
+    pages[0].save(put("broken/multipage.tif", "rejected", "multi-page TIFF"), save_all=True, append_images=pages[1:])
+    cv2.imwrite(str(put("broken/one_pixel.png", "rejected", "too small")), np.zeros((1, 1), np.uint8))
+    _png_header_only_image(put("broken/long_strip.png", "rejected", "too small"), 100_000, 10)
+    _png_header_only_image(put("broken/wide_strip.png", "rejected", "not a radiograph's shape"), 20_000, 40)
+    _png_header_only_image(put("broken/oversize.png", "rejected", "too large"), 1200, 1000)  # over the test's max_pixels
+    Image.fromarray(opg(40)).save(put("other/image.gif", "rejected", "unsupported format: GIF"), "GIF")
+    put("other/image.webp", "rejected", "unsupported format: WebP").write_bytes(enc(".webp", opg(41)))
+    put("other/image.bmp", "rejected", "unsupported format: BMP").write_bytes(enc(".bmp", opg(42)))
+    put("other/image.jp2", "rejected", "unsupported format: JPEG 2000").write_bytes(
+        b"\x00\x00\x00\x0cjP  \r\n\x87\n" + rng.bytes(500))
+    put("other/empty.dcm", "rejected", "empty file").write_bytes(b"")
+    put("other/notes.txt", "rejected", "a text file").write_text(f"patient {take()[0]} called\n")
+    put("other/zeros.png", "rejected", "only zero bytes").write_bytes(b"\0" * 1000)
+    put("other/random.bin", "rejected", "no DICOM, PNG, JPEG or TIFF signature").write_bytes(b"\x01" + rng.bytes(999))
+
+    # entries that are not files
+    os.symlink("does_not_exist.png", put(f"links/dangling_{take()[0]}.png", "rejected", "broken link"))
+    os.symlink("self_loop.png", put("links/self_loop.png", "rejected", "link loop"))
+    os.symlink("..", put("links/up", "rejected", "link to a folder walked already"))
+    os.mkfifo(put("links/a_pipe", "rejected", "named pipe"))
+    return exp, planted
+
+
+def hashlib_hex(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()

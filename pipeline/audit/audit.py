@@ -266,6 +266,8 @@ def _measure_one(image_id: str, path: Path, cfg: AuditConfig) -> Measured:
     """Pass 1 for one image; a bad file is a recorded rejection, never a crash of the batch."""
     try:
         img = pngio.read_png16(path)
+        if min(img.shape[:2]) < 2:  # no gradient, no measure: too small, not unreadable
+            return Measured(image_id, int(img.shape[1]), int(img.shape[0]), (0, 0, 0, 0), {}, None, None, "too_small")
         values, trim, desc, fp = measure(img, cfg)
         return Measured(image_id, int(img.shape[1]), int(img.shape[0]), trim, values, desc, fp)
     except Exception as e:  # noqa: BLE001 - recorded as the reason
@@ -363,7 +365,7 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig, 
         reasons, flags = [], []
         rot = False
         if m.error:
-            reasons.append("unreadable")
+            reasons.append("too_small" if m.error == "too_small" else "unreadable")
             row.update(rot180=0, trim_x0=0, trim_y0=0, trim_x1=m.ingested_w, trim_y1=m.ingested_h)
         else:
             v = dict(m.values, orientation=o, template_corr=c)

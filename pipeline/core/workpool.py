@@ -6,6 +6,10 @@ parent used it) and run OpenCV single-threaded (one image per core is the parall
 back in job order, with a tqdm bar. One worker: the same function in this process, no pool, with
 OpenCV single-threaded and the memory policy of a worker (one worker is one core: what the
 benchmarks compare).
+
+Workers die with their parent: the fork server and every worker ask the kernel for SIGKILL when
+their parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a thread that watches the parent
+id), so ``kill -9`` of the stage process leaves no server or worker writing into its temp folder.
 """
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ import ctypes
 import functools
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
@@ -39,9 +46,54 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 512 << 20)  # and up to 512 MiB of freed heap stays
 
 
+_OWNER_ENV = "DENTSYNTH_POOL_OWNER"          # pid of the process that started the fork server
+_SERVER_ENV = "DENTSYNTH_POOL_FORKSERVER"    # pid of the fork server (set in the server, inherited by workers)
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process as soon as its parent (``parent``, default the current one) is gone."""
+    parent = os.getppid() if parent is None else parent
+    armed = False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        armed = libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if not armed:  # no prctl (not Linux): watch the parent id
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _in_fork_server() -> None:
+    """Run on import: in the fork server (a child of the pool's owner that preloads this module)
+    arm the death signal and tell the workers the server's pid."""
+    if _is_fork_server():
+        die_with_parent()
+        os.environ[_SERVER_ENV] = str(os.getpid())
+
+
+def _is_fork_server() -> bool:
+    if os.environ.get(_OWNER_ENV) != str(os.getppid()):
+        return False
+    try:  # the server runs `python -c 'from multiprocessing.forkserver import main; main(...)'`
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+            return b"multiprocessing.forkserver" in f.read()
+    except OSError:
+        return "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
+
+
 def init_worker() -> None:
     import cv2
 
+    server = os.environ.get(_SERVER_ENV)
+    die_with_parent(int(server) if server else None)
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     cv2.setNumThreads(1)
     keep_freed_memory()
@@ -61,6 +113,7 @@ def pool(workers: int, preload: tuple[str, ...] = ()) -> cf.ProcessPoolExecutor:
     reuse it."""
     for var in _SINGLE_THREADED:
         os.environ.setdefault(var, "1")
+    os.environ[_OWNER_ENV] = str(os.getpid())  # the server started for this process dies with it
     ctx = multiprocessing.get_context("forkserver")
     # what this process already imported of the pipeline: the worker re-runs the main module, whose
     # imports then come from the server's memory (preloading the main module itself makes runpy warn)
@@ -99,3 +152,6 @@ def imap(fn: Callable[..., R], jobs: Sequence[tuple], workers: int, desc: str = 
                 bar.update()
     finally:
         bar.close()
+
+
+_in_fork_server()

@@ -1,12 +1,20 @@
 """Decoding raw radiograph files into one grey representation (uint16, full range).
 
-Format is sniffed from the bytes, not the extension. DICOM: stored values (bits above BitsStored
-masked, sign extended), modality LUT, VOI LUT or window, MONOCHROME1 inverted. PNG/JPEG/TIFF
-through OpenCV. Every failure is a :class:`DecodeError` with a short reason that never quotes a
-DICOM value (reasons end up in the manifest).
+Format is sniffed from the bytes, not the extension (:mod:`probe`). Size limits (:class:`Limits`)
+are checked on the header before anything is decoded. DICOM: read with ``force`` (a data set
+without preamble or file meta gets the transfer syntax found while parsing it), each metadata fault
+named before the pixel decoder runs, then stored values (bits above BitsStored masked, sign
+extended), modality LUT, VOI LUT or window, MONOCHROME1 inverted. PNG/JPEG/TIFF through OpenCV,
+after a structural check (PNG to IEND, JPEG to its end marker: padding after them is fine), with
+libjpeg's "premature end of data segment" warning (a scan cut short, an end marker appended)
+a rejection, NaN/Inf in float samples a rejection, a multi-page TIFF a rejection. Every failure
+is a :class:`DecodeError` with a short reason that never quotes a value from the file (reasons
+end up in the manifest); pydicom's own log, which does quote values, is silenced.
 """
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +22,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.ingest import probe
 from pipeline.ingest.deid import kept_metadata, patient_key
+from pipeline.ingest.probe import DecodeError
 
 
-class DecodeError(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+# pydicom logs (and warns) about invalid values quoting them: patient data in a stage's log.
+# Ingest reports its own reasons instead.
+_PYDICOM_LOG = logging.getLogger("pydicom")
+_PYDICOM_LOG.addHandler(logging.NullHandler())
+_PYDICOM_LOG.propagate = False
+_PYDICOM_LOG.setLevel(logging.CRITICAL + 1)
 
 
 @dataclass
@@ -37,99 +49,225 @@ class Decoded:
     patient_key: str = ""
 
 
-_SIGS = {
-    "png": (b"\x89PNG\r\n\x1a\n",),
-    "jpeg": (b"\xff\xd8\xff",),
-    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-}
+@dataclass(frozen=True)
+class Limits:
+    """Images ingest refuses to decode: more than ``max_pixels`` pixels, a side shorter than
+    ``min_side`` px, or one side more than ``max_aspect`` times the other (a strip such as
+    100000x40 px is no radiograph, and the audit's fixed-height working copies of it would take
+    gigabytes). Checked in the header, before any pixel is decoded. Ingest passes its params; the
+    defaults here only guard direct calls."""
+    max_pixels: int = 40_000_000
+    min_side: int = 1
+    max_aspect: float = 1e9
 
-
-def _head(path: Path, n: int = 136) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+    def check(self, width: int, height: int) -> None:
+        if width <= 0 or height <= 0:
+            raise DecodeError("image with zero width or height in its header", width, height)
+        if width * height > self.max_pixels:
+            raise DecodeError("too large: more pixels than ingest.max_pixels (not decoded)", width, height)
+        if min(width, height) < self.min_side:
+            raise DecodeError("too small to be a radiograph: a side under ingest.min_side px", width, height)
+        if max(width, height) > self.max_aspect * min(width, height):
+            raise DecodeError("not a radiograph's shape: one side over ingest.max_aspect times the other",
+                              width, height)
 
 
 def sniff_format(path) -> str:
-    head = _head(Path(path))
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
-    for fmt, sigs in _SIGS.items():
-        if any(head.startswith(s) for s in sigs):
-            return fmt
-    if _looks_like_raw_dicom(head):
-        return "dicom"
-    return "unknown"
+    """'dicom' | 'png' | 'jpeg' | 'tiff' | 'unsupported:<NAME>' | 'unknown' (from the bytes)."""
+    with open(path, "rb") as f:
+        return probe.sniff(f.read(512))
 
 
-def _looks_like_raw_dicom(head: bytes) -> bool:
-    """A DICOM stream without preamble starts with a group 0x0002 or 0x0008 element (little endian)."""
-    return len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0
-
-
-def decode_file(path, patient_salt: str) -> Decoded:
+def decode_file(path, patient_salt: str, limits: Limits = Limits()) -> Decoded:
     path = Path(path)
     try:
         size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(512)
     except OSError as e:
         raise DecodeError(f"unreadable file ({e.strerror or 'I/O error'})") from None
     if size == 0:
         raise DecodeError("empty file (0 bytes)")
-    fmt = sniff_format(path)
+    fmt = probe.sniff(head)
+    if fmt.startswith("unsupported:"):
+        raise DecodeError(f"unsupported format: {fmt.split(':', 1)[1]} (ingest reads DICOM, PNG, JPEG, TIFF)")
     if fmt == "unknown":
-        raise DecodeError("not an image: no DICOM, PNG, JPEG or TIFF signature")
+        raise DecodeError(probe.describe_unknown(head))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if fmt == "dicom":
-                return _decode_dicom(path, patient_salt)
-            return _decode_raster(path, fmt)
+                return _decode_dicom(path, patient_salt, limits)
+            return _decode_raster(path, fmt, limits)
     except DecodeError:
         raise
     except MemoryError:
-        raise DecodeError(f"{fmt.upper()} too large to decode") from None
+        raise DecodeError(f"{fmt.upper()} too large to decode (out of memory)") from None
     except Exception as e:  # malformed files raise anything; the message may quote tag values
         raise DecodeError(f"malformed {fmt.upper()} ({type(e).__name__})") from None
 
 
 # --------------------------------------------------------------------------------------------- DICOM
-def _decode_dicom(path: Path, salt: str) -> Decoded:
+_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420",
+                "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
+
+
+def _read_dicom(path: Path):
     import pydicom
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+        ds = pydicom.dcmread(path, force=True, defer_size="4 MB")
+    except EOFError:
+        raise DecodeError("DICOM cut short in its header") from None
     except Exception as e:
-        raise DecodeError(f"unreadable DICOM ({type(e).__name__})") from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise DecodeError("DICOM without pixel data (not an image object)")
-    ts = ds.file_meta.get("TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
-    ts_name = getattr(ts, "keyword", "") or (str(ts) if ts else "ImplicitVRLittleEndian")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise DecodeError(f"multi-frame DICOM ({frames} frames): not a single radiograph")
+        raise DecodeError(f"unreadable DICOM header ({type(e).__name__})") from None
+    if len(ds) == 0:
+        raise DecodeError("DICOM cut short in its header (no data elements)")
+    return ds
+
+
+def _ends_inside_an_element(ds, path: Path) -> bool:
+    """Whether the file stops before its last data element does (pydicom drops a cut element
+    silently): the last element's end is not the file's end."""
+    try:
+        tags = list(ds.keys())
+        last = ds.get_item(tags[-1]) if tags else None
+        tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+        if tell is None or length is None or length == 0xFFFFFFFF:
+            return False
+        return tell + length != path.stat().st_size
+    except Exception:  # noqa: BLE001 - no evidence either way
+        return False
+
+
+def _transfer_syntax(ds) -> tuple[str, str]:
+    """(keyword shown in the manifest, note). A data set without file meta (no preamble, as old
+    PACS exports write it) gets the syntax pydicom found while reading it, set in its file meta."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID", None) if meta is not None else None
+    if ts is None:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if implicit is None:
+            implicit, little = True, True
+        guess = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        if meta is None:
+            ds.file_meta = meta = FileMetaDataset()
+        meta.TransferSyntaxUID = guess
+        return guess.keyword, " (no file meta: read as found)"
+    uid = UID(str(ts).strip().rstrip("\x00"))
+    if not uid.is_transfer_syntax or not uid.keyword:
+        raise DecodeError("DICOM transfer syntax not recognised (not a standard UID)")
+    return uid.keyword, ""
+
+
+def _int_tag(ds, keyword: str):
+    if keyword not in ds:
+        return None
+    try:
+        v = ds[keyword].value
+        if isinstance(v, (list, tuple)) or (hasattr(v, "__len__") and not isinstance(v, (str, bytes))):
+            v = v[0]
+        return int(v)
+    except Exception:  # noqa: BLE001 - a malformed value: the caller names the tag
+        return "bad"
+
+
+def _is_image_class(ds) -> bool:
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    for uid in (ds.get("SOPClassUID", None), meta.get("MediaStorageSOPClassUID", None) if meta is not None else None):
+        try:
+            if uid and "Image Storage" in UID(str(uid)).name:
+                return True
+        except Exception:  # noqa: BLE001 - a malformed UID says nothing
+            pass
+    return False
+
+
+def _check_image_tags(ds, limits: Limits, path: Path) -> tuple[int, int, int, int]:
+    """Specific reasons for the metadata faults that stop the pixel decoder (never a tag value)."""
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    rows, cols = _int_tag(ds, "Rows"), _int_tag(ds, "Columns")
+    if not has_pixels:
+        if _ends_inside_an_element(ds, path):
+            raise DecodeError("DICOM cut short in its header (the file ends inside a data element)")
+        if rows is not None or "BitsAllocated" in ds:
+            raise DecodeError("DICOM cut short before its pixel data (image tags but no pixels)")
+        if _is_image_class(ds):
+            raise DecodeError("DICOM image object without pixel data (cut short or stripped)")
+        raise DecodeError("DICOM without pixel data (not an image object, e.g. a report)")
+    if rows is None or cols is None:
+        raise DecodeError("DICOM image without Rows or Columns")
+    if rows == "bad" or cols == "bad":
+        raise DecodeError("DICOM Rows or Columns is not a number")
+    limits.check(cols, rows)
+    frames = _int_tag(ds, "NumberOfFrames")
+    if frames == "bad":
+        raise DecodeError("DICOM NumberOfFrames is not a number")
+    if frames is not None and frames > 1:
+        raise DecodeError("multi-frame DICOM: not a single radiograph")
+    alloc = _int_tag(ds, "BitsAllocated")
+    if alloc not in (1, 8, 16, 32, 64):
+        raise DecodeError("DICOM BitsAllocated missing or not 1, 8, 16, 32 or 64")
+    stored = _int_tag(ds, "BitsStored")
+    if stored is None or stored == "bad" or not 1 <= stored <= alloc:
+        raise DecodeError("DICOM BitsStored missing or larger than BitsAllocated")
+    spp = _int_tag(ds, "SamplesPerPixel")
+    if spp not in (1, 3):
+        raise DecodeError("DICOM SamplesPerPixel missing or not 1 or 3")
+    if _int_tag(ds, "PixelRepresentation") not in (0, 1):
+        raise DecodeError("DICOM PixelRepresentation missing or not 0 or 1")
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    if photometric not in _PHOTOMETRIC:
+        raise DecodeError("DICOM PhotometricInterpretation missing or not a known value")
+    if (spp == 1) != photometric.startswith(("MONOCHROME", "PALETTE")):
+        raise DecodeError("DICOM SamplesPerPixel does not match PhotometricInterpretation")
+    return rows, cols, alloc, spp
+
+
+def _decode_dicom(path: Path, salt: str, limits: Limits = Limits()) -> Decoded:
+    ds = _read_dicom(path)
+    ts_name, note = _transfer_syntax(ds)
+    rows, cols, alloc, spp = _check_image_tags(ds, limits, path)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    uid = ds.file_meta.TransferSyntaxUID
+    if "PixelData" in ds and not uid.is_compressed:
+        n = len(ds.PixelData or b"")
+        samples = 2 if photometric == "YBR_FULL_422" else spp  # 4:2:2: two samples per pixel stored
+        if n < (rows * cols * samples * alloc + 7) // 8:
+            raise DecodeError("DICOM pixel data shorter than Rows x Columns x BitsAllocated (cut short?)", cols, rows)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as e:  # missing plugin, truncated data, bad tags: all a rejection
-        msg = "truncated or corrupt pixel data" if isinstance(e, (ValueError, EOFError)) else "cannot decode pixel data"
-        raise DecodeError(f"{msg} ({ts_name}, {type(e).__name__})") from None
+    except Exception as e:  # missing plugin, corrupt compressed data: a rejection, never a quoted value
+        msg = str(e).lower()
+        if uid.is_compressed and ("no " in msg and ("plugin" in msg or "handler" in msg or "decoder" in msg)
+                                  or isinstance(e, (NotImplementedError, ImportError))):
+            raise DecodeError(f"no decoder installed for this DICOM transfer syntax ({ts_name})", cols, rows) from None
+        if uid.is_compressed:
+            raise DecodeError(f"corrupt compressed DICOM pixel data ({ts_name})", cols, rows) from None
+        raise DecodeError(f"DICOM pixel data does not match its image tags ({type(e).__name__})", cols, rows) from None
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     colour = False
     if spp > 1 or arr.ndim == 3:
         if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-            raise DecodeError(f"unsupported pixel layout {tuple(arr.shape)}")
+            raise DecodeError("unsupported DICOM pixel layout", cols, rows)
         # pydicom's pixel_array already converts YBR colour spaces to RGB
         grey, colour = _to_grey(arr[..., :3], rgb_order=True)
         out = _full_range(grey.astype(np.float32), float(grey.min()), float(grey.max()), _max_of(grey))
         bits = int(ds.get("BitsStored", 8) or 8)
     else:
         if arr.ndim != 2:
-            raise DecodeError(f"unsupported pixel layout {tuple(arr.shape)}")
+            raise DecodeError("unsupported DICOM pixel layout", cols, rows)
         bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or arr.dtype.itemsize * 8)
         if np.issubdtype(arr.dtype, np.floating):
+            if not np.isfinite(arr).all():
+                raise DecodeError("DICOM float pixel data holds NaN or infinite values", cols, rows)
             values = arr.astype(np.float32)
         else:
             values = _mask_bits(arr, bits, int(ds.get("PixelRepresentation", 0) or 0))
@@ -137,7 +275,7 @@ def _decode_dicom(path: Path, salt: str) -> Decoded:
     meta = kept_metadata(ds)
     if out.size == 0:
         raise DecodeError("DICOM with an empty image")
-    return Decoded(pixels=out, format="dicom", transfer_syntax=ts_name, bits=bits,
+    return Decoded(pixels=out, format="dicom", transfer_syntax=ts_name + note, bits=bits,
                    photometric=photometric or "MONOCHROME2", colour=colour,
                    patient_key=patient_key(ds, salt), **meta)
 
@@ -246,20 +384,34 @@ def _voi(values: np.ndarray, ds, lo: float, hi: float) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------- PNG/JPEG/TIFF
-def _decode_raster(path: Path, fmt: str) -> Decoded:
+def _decode_raster(path: Path, fmt: str, limits: Limits = Limits()) -> Decoded:
+    head = probe.raster_header(path, fmt)
+    limits.check(head.width, head.height)
+    if fmt == "tiff" and head.pages > 1:
+        raise DecodeError("multi-page TIFF: not a single radiograph (split the pages first)", head.width, head.height)
     data = path.read_bytes()
     _check_complete(data, fmt)
     buf = np.frombuffer(data, np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if fmt == "jpeg":  # libjpeg reports a scan cut short only as a warning on stderr
+        img, warning = _with_stderr(lambda: cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
+        if img is not None and b"premature end of data segment" in warning.lower():
+            raise DecodeError("JPEG cut short: its scan ends before the last row (an end marker follows early)",
+                              head.width, head.height)
+        if img is not None and b"corrupt jpeg data" in warning.lower() and b"extraneous bytes" not in warning.lower():
+            raise DecodeError("corrupt JPEG scan data", head.width, head.height)
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise DecodeError(f"corrupt or unsupported {fmt.upper()} (OpenCV cannot decode it)")
+        raise DecodeError(f"corrupt or unsupported {fmt.upper()} (OpenCV cannot decode it)", head.width, head.height)
     if img.dtype not in (np.uint8, np.uint16):
         if img.dtype == np.float32 or img.dtype == np.float64:
+            if not np.isfinite(img).all():
+                raise DecodeError(f"{fmt.upper()} float samples hold NaN or infinite values", head.width, head.height)
             f = img.astype(np.float32)
             f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
             img = np.round(f * 65535).astype(np.uint16)
         else:
-            raise DecodeError(f"unsupported {fmt.upper()} sample type {img.dtype}")
+            raise DecodeError(f"unsupported {fmt.upper()} sample type", head.width, head.height)
     bits = 16 if img.dtype == np.uint16 else 8
     colour = False
     photometric = "MONOCHROME2"
@@ -270,17 +422,50 @@ def _decode_raster(path: Path, fmt: str) -> Decoded:
             img, colour = _to_grey(img[..., :3], rgb_order=False)
             photometric = "RGB"
     if img.ndim != 2 or img.size == 0:
-        raise DecodeError(f"unsupported {fmt.upper()} layout {tuple(img.shape)}")
+        raise DecodeError(f"unsupported {fmt.upper()} layout", head.width, head.height)
     out = img.astype(np.uint16) * 257 if img.dtype == np.uint8 else img.astype(np.uint16, copy=False)
     return Decoded(pixels=np.ascontiguousarray(out), format=fmt, transfer_syntax="", bits=bits,
                    photometric=photometric, colour=colour)
 
 
+def _with_stderr(fn):
+    """``fn()`` and what native code wrote to file descriptor 2 meanwhile (libjpeg's warnings)."""
+    import os
+    import tempfile
+
+    sys_stderr = sys.stderr
+    sys_stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            result = fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return result, tmp.read(4096)
+
+
 def _check_complete(data: bytes, fmt: str) -> None:
-    if fmt == "png" and b"IEND" not in data[-64:]:
-        raise DecodeError("truncated PNG (no IEND chunk)")
-    if fmt == "jpeg" and b"\xff\xd9" not in data[-32:]:
-        raise DecodeError("truncated JPEG (no end-of-image marker)")
+    """A PNG must reach its IEND chunk, a JPEG its end-of-image marker after the scan; bytes after
+    them (zero padding some archivers add) are ignored."""
+    if fmt == "png":
+        pos = 8
+        while True:
+            if pos + 8 > len(data):
+                raise DecodeError("PNG cut short (ends before its IEND chunk)")
+            length = int.from_bytes(data[pos:pos + 4], "big")
+            ctype = data[pos + 4:pos + 8]
+            if ctype == b"IEND":
+                return
+            pos += 12 + length
+    if fmt == "jpeg":
+        sos = data.find(b"\xff\xda")
+        if sos < 0:
+            raise DecodeError("JPEG cut short: no image data (no start-of-scan marker)")
+        if data.rfind(b"\xff\xd9") < sos:
+            raise DecodeError("JPEG cut short (no end-of-image marker)")
 
 
 def _to_grey(rgb: np.ndarray, rgb_order: bool) -> tuple[np.ndarray, bool]:

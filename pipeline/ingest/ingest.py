@@ -1,16 +1,36 @@
-"""Ingest: every raw file under ``raw_dir`` -> one grey 16-bit PNG per distinct image + a manifest.
+"""Ingest: every entry under ``raw_dir`` -> one grey 16-bit PNG per distinct image + a manifest.
 
-One manifest row per raw file, read or not (status ok | rejected, with the reason), so every file
-of the archive is accounted for. Decoding and de-identification live in ``decode`` / ``deid``;
-this module walks the archive, runs a process pool over it (streaming: a bounded number of files in
-flight, workers write their own PNGs and send back one small row each) and writes the outputs
-atomically.
+One manifest row per entry of the archive (:mod:`pipeline.ingest.archive`: files, links, broken
+links, link loops, pipes, names that are not UTF-8), read or not (status ok | rejected, with a
+reason in plain words that never quotes the file's content), so every entry is accounted for.
+``source_path`` is the path relative to ``raw_dir``, or with ``pseudonymise_paths`` a keyed hash of
+it (for archives whose file or folder names carry patient names, IDs or dates). Decoding and
+de-identification live in ``decode`` / ``deid``; this module runs a process pool over the entries
+(streaming: a bounded number of files in flight, workers write their own PNGs and send back one
+small row each) and writes the outputs atomically.
+
+Why the ``ingest`` stage does not list ``${ingest.raw_dir}`` as a DVC dependency: DVC hashes a
+dependency folder itself before the stage runs, and stops with an error on a dangling link, a link
+loop or a file name that is not UTF-8 ("No such file or directory", "Too many levels of symbolic
+links", "surrogates not allowed"), so one bad entry in an institute's archive would stop the whole
+pipeline before ingest could record it. We cannot repair the archive (it is read-only source
+data), and a ``.dvcignore`` would have to name the bad entries (names that may identify patients).
+So the archive is treated as external state, the way DVC documents it: a small stage
+``inventory`` (``always_changed``) walks the archive exactly as ingest does and writes
+``data/ingest_inventory.json`` (entry counts and one SHA-256 digest over the relative names, kinds,
+sizes and content hashes: no name); ``ingest`` depends on that file. ``dvc repro`` thus always
+looks at the archive (content hashes are reused from a stat-keyed cache in ``.dvc/tmp``, as DVC
+does), reruns ``ingest`` only when something in it changed, and ``dvc status`` reports
+``inventory: always changed`` (it cannot know without looking). After its run, ``ingest``
+checks the archive against the inventory again (:func:`archive_changed`): an archive that changed
+in between fails the stage instead of being recorded under the old digest.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -21,8 +41,10 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.core import atomic, config, pngio, workpool
-from pipeline.ingest.decode import DecodeError, decode_file, sniff_format
 from pipeline.core.tables import write_csv
+from pipeline.ingest import archive
+from pipeline.ingest.archive import Entry
+from pipeline.ingest.decode import DecodeError, Limits, decode_file, sniff_format
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +60,24 @@ class IngestConfig:
     raw_dir: str = "data/demo_raw"
     png_compression: int = 1
     patient_salt: str = "dentsynth-demo-salt"
+    pseudonymise_paths: bool = False
+    max_pixels: int = 40_000_000
+    min_side: int = 32
+    max_aspect: float = 8.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.png_compression <= 9:
             raise config.ConfigError(f"ingest.png_compression must be 0-9, got {self.png_compression}")
+        if self.max_pixels < 1 or self.min_side < 1 or self.max_aspect < 1:
+            raise config.ConfigError("ingest.max_pixels and ingest.min_side must be positive, ingest.max_aspect >= 1")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_pixels, self.min_side, self.max_aspect)
+
+    def source_path(self, entry: Entry) -> str:
+        """The manifest's ``source_path``: relative to raw_dir, or its keyed hash."""
+        return archive.pseudonym(entry.rel, self.patient_salt) if self.pseudonymise_paths else entry.display
 
 
 def image_id(pixels: np.ndarray) -> str:
@@ -53,26 +89,8 @@ def image_id(pixels: np.ndarray) -> str:
 
 
 def list_raw_files(raw_dir: Path) -> list[Path]:
-    """Every regular file under ``raw_dir`` (recursive, hidden ones too), sorted for stable output."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"ingest.raw_dir {raw_dir} is not a folder")
-    files = []
-    for root, dirs, names in os.walk(raw_dir, followlinks=True):
-        dirs.sort()
-        for name in names:
-            path = Path(root) / name
-            if path.is_file():
-                files.append(path)
-    return sorted(files, key=lambda p: p.relative_to(raw_dir).as_posix())
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Every regular file under ``raw_dir`` (through links, each real folder once), sorted."""
+    return [Path(os.fsdecode(e.path)) for e in archive.walk(raw_dir) if e.is_file]
 
 
 def _blank_row(rel: str) -> dict:
@@ -81,19 +99,23 @@ def _blank_row(rel: str) -> dict:
     return row
 
 
-def ingest_one(path: Path, raw_dir: Path, images_dir: Path, cfg: IngestConfig) -> dict:
-    """Decode one raw file and write its PNG; return its manifest row. Never raises for bad input."""
-    rel = Path(path).relative_to(raw_dir).as_posix()
-    row = _blank_row(rel)
+def ingest_one(entry: Entry, images_dir: Path, cfg: IngestConfig) -> dict:
+    """Decode one entry and write its PNG; return its manifest row. Never raises for bad input."""
+    row = _blank_row(cfg.source_path(entry))
+    if not entry.is_file:
+        row.update(format="none", status="rejected", reason=entry.problem)
+        return row
+    path = Path(os.fsdecode(entry.path))
     try:
-        row["file_sha256"] = _file_sha256(path)
+        row["file_sha256"] = archive.file_sha256(entry.path)
     except OSError as e:
         row.update(format="unknown", status="rejected", reason=f"unreadable file ({e.strerror or 'I/O error'})")
         return row
     try:
-        dec = decode_file(path, cfg.patient_salt)
+        dec = decode_file(path, cfg.patient_salt, cfg.limits)
     except DecodeError as e:
-        row.update(format=_sniff_quietly(path), status="rejected", reason=e.reason)
+        row.update(format=_sniff_quietly(path), status="rejected", reason=e.reason,
+                   width=e.width or "", height=e.height or "")
         return row
     except Exception as e:  # a decoder bug must not stop the batch; no message: it may carry values
         row.update(format=_sniff_quietly(path), status="rejected",
@@ -116,16 +138,17 @@ def ingest_one(path: Path, raw_dir: Path, images_dir: Path, cfg: IngestConfig) -
 
 def _sniff_quietly(path: Path) -> str:
     try:
-        return sniff_format(path)
+        fmt = sniff_format(path)
     except Exception:
         return "unknown"
+    return fmt.split(":", 1)[1].lower().replace(" ", "") if fmt.startswith("unsupported:") else fmt
 
 
-def _run_pool(paths: list[Path], workers: int, args: tuple) -> Iterator[tuple[Path, dict | None]]:
+def _run_pool(paths: list[Entry], workers: int, args: tuple) -> Iterator[tuple[Entry, dict | None]]:
     """Yield (path, row) as files finish; row is None for files whose worker died."""
     pending = collections.deque(paths)
     with workpool.pool(workers, (__name__,)) as pool:
-        in_flight: dict[cf.Future, Path] = {}
+        in_flight: dict[cf.Future, Entry] = {}
         while pending or in_flight:
             while pending and len(in_flight) < 4 * workers:
                 p = pending.popleft()
@@ -145,39 +168,39 @@ def _run_pool(paths: list[Path], workers: int, args: tuple) -> Iterator[tuple[Pa
                     return
 
 
-def ingest_files(paths: Iterable[Path], raw_dir: Path, images_dir: Path, cfg: IngestConfig,
+def ingest_files(entries: Iterable[Entry], images_dir: Path, cfg: IngestConfig,
                  workers: int = 1, progress: bool = True) -> list[dict]:
-    """Rows for ``paths`` (any order in, sorted by source path out)."""
-    paths = list(paths)
+    """Rows for ``entries`` (any order in, sorted by source path out)."""
+    entries = list(entries)
     images_dir.mkdir(parents=True, exist_ok=True)
-    args = (Path(raw_dir), images_dir, cfg)
-    rows: dict[Path, dict] = {}
-    bar = tqdm(total=len(paths), desc="ingest", unit="img", disable=not progress)
+    args = (images_dir, cfg)
+    rows: dict[bytes, dict] = {}
+    bar = tqdm(total=len(entries), desc="ingest", unit="img", disable=not progress)
     if workers <= 1:
-        for p in paths:
-            rows[p] = ingest_one(p, *args)
+        for e in entries:
+            rows[e.rel] = ingest_one(e, *args)
             bar.update()
     else:
-        crashed: list[Path] = []
-        for p, row in _run_pool(paths, workers, args):
+        crashed: list[Entry] = []
+        for e, row in _run_pool(entries, workers, args):
             if row is None:
-                crashed.append(p)
+                crashed.append(e)
             else:
-                rows[p] = row
+                rows[e.rel] = row
                 bar.update()
         # A worker died (a native decoder crash): retry those files one process each, so the
         # culprit is found and recorded, and the others still get ingested.
-        for p in crashed:
-            got = list(_run_pool([p], 1, args))
+        for e in crashed:
+            got = list(_run_pool([e], 1, args))
             row = got[0][1] if got else None
             if row is None:
-                row = _blank_row(Path(p).relative_to(raw_dir).as_posix())
-                row.update(format=_sniff_quietly(p), status="rejected",
+                row = _blank_row(cfg.source_path(e))
+                row.update(format=_sniff_quietly(Path(os.fsdecode(e.path))), status="rejected",
                            reason="decoder crashed on this file")
-            rows[p] = row
+            rows[e.rel] = row
             bar.update()
     bar.close()
-    return [rows[p] for p in sorted(rows, key=lambda q: rows[q]["source_path"])]
+    return [rows[k] for k in sorted(rows, key=lambda k: (rows[k]["source_path"], k))]
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:
@@ -194,20 +217,43 @@ def run_ingest(cfg: IngestConfig, out_dir: Path, root: Path = Path("."), workers
                progress: bool = True) -> list[dict]:
     """The ingest stage: ``cfg.raw_dir`` -> ``out_dir/images/*.png`` + ``out_dir/manifest.csv``."""
     raw_dir = config.resolve(cfg.raw_dir, root)
-    paths = list_raw_files(raw_dir)
+    entries = archive.walk(raw_dir)
     n_workers = config.workers(workers)
     with atomic.directory(out_dir) as tmp:
-        rows = ingest_files(paths, raw_dir, tmp / "images", cfg, n_workers, progress)
+        rows = ingest_files(entries, tmp / "images", cfg, n_workers, progress)
+        if len(rows) != len(entries):  # cannot happen by construction; never silently drop an entry
+            raise RuntimeError(f"manifest has {len(rows)} rows for {len(entries)} archive entries")
         write_manifest(tmp / "manifest.csv", rows)
-    if len(rows) != len(paths):  # cannot happen by construction; never silently drop a file
-        raise RuntimeError(f"manifest has {len(rows)} rows for {len(paths)} raw files")
     return rows
+
+
+INVENTORY_CACHE = Path(".dvc/tmp/dentsynth-inventory-cache.json")  # content hashes by (inode, size, mtime): no names
+
+
+def inventory_cache(root: Path = Path(".")) -> Path | None:
+    """Where the stages keep the inventory's content hashes: DVC's scratch folder, if there is one."""
+    return Path(root) / INVENTORY_CACHE if (Path(root) / ".dvc").is_dir() else None
+
+
+def archive_changed(cfg: IngestConfig, inventory_json: Path, root: Path = Path(".")) -> bool:
+    """Whether the archive differs from the inventory written earlier (False without one)."""
+    if not Path(inventory_json).is_file():
+        return False
+    now = archive.inventory(archive.walk(config.resolve(cfg.raw_dir, root)), inventory_cache(root))
+    return now["digest"] != json.loads(Path(inventory_json).read_text()).get("digest")
+
+
+def write_inventory(cfg: IngestConfig, out: Path, root: Path = Path("."), cache: Path | None = None) -> dict:
+    """The ``inventory`` stage: counts and one digest of the archive listing (no names) -> ``out``."""
+    inv = archive.inventory(archive.walk(config.resolve(cfg.raw_dir, root)), cache)
+    atomic.write_text(out, json.dumps(inv, indent=1, sort_keys=True) + "\n")
+    return inv
 
 
 def summarise(rows: list[dict]) -> str:
     ok = sum(r["status"] == "ok" for r in rows)
     ids = len({r["image_id"] for r in rows if r["status"] == "ok"})
     reasons = collections.Counter(r["reason"] for r in rows if r["status"] != "ok")
-    lines = [f"{len(rows)} raw files: {ok} ok ({ids} distinct images), {len(rows) - ok} rejected"]
+    lines = [f"{len(rows)} archive entries: {ok} ok ({ids} distinct images), {len(rows) - ok} rejected"]
     lines += [f"  rejected x{n}: {reason}" for reason, n in reasons.most_common()]
     return "\n".join(lines)

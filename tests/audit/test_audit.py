@@ -172,6 +172,16 @@ def test_bad_image_is_a_recorded_rejection(tmp_path):
     assert by_id["aaaa000000000000"]["verdict"] == "keep"
 
 
+def test_one_pixel_image_is_too_small_not_unreadable(tmp_path):
+    ing = tmp_path / "ingested"
+    (ing / "images").mkdir(parents=True)
+    pngio.write_png16(ing / "images" / "cccc000000000000.png", np.full((1, 1), 1000, np.uint16))
+    ingest.write_manifest(ing / "manifest.csv", [dict.fromkeys(ingest.MANIFEST_COLUMNS, "") | {
+        "image_id": "cccc000000000000", "source_path": "c.png", "status": "ok"}])
+    (row,) = run_audit(AuditConfig(), ing, tmp_path / "audit", None, workers=1, progress=False)
+    assert row["verdict"] == "reject" and row["reasons"] == "too_small"
+
+
 def test_inpaint_paints_over_burned_in_text(tmp_path):
     rng = np.random.default_rng(3)
     base, _ = phantoms.render_opg(rng, 256, 512)

@@ -35,3 +35,35 @@ def test_directory_swaps_in_only_on_success(tmp_path):
     with atomic.directory(out) as tmp:
         (tmp / "z").write_text("3")
     assert sorted(p.name for p in out.iterdir()) == ["z"]
+
+
+def test_stale_temp_folder_of_a_killed_writer_is_removed_a_live_one_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ingested"
+    # a writer that dies by SIGKILL inside atomic.directory: its temp folder stays behind
+    code = ("import sys, time; from pathlib import Path; from pipeline.core import atomic\n"
+            "with atomic.directory(Path(sys.argv[1])) as t:\n"
+            "    (t / 'half.png').write_bytes(b'x'); print(t, flush=True); time.sleep(60)\n")
+    live = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    dead = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        live_tmp, dead_tmp = live.stdout.readline().strip(), dead.stdout.readline().strip()
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.wait()
+        assert os.path.isdir(dead_tmp)
+        with atomic.directory(out) as tmp:
+            (tmp / "x").write_text("1")
+        assert not os.path.exists(dead_tmp), "the killed writer's temp folder is removed"
+        assert os.path.isdir(live_tmp), "a live writer's temp folder is left alone"
+        assert atomic.remove_stale(out) == []
+    finally:
+        live.kill()
+        live.wait()
+    time.sleep(0.1)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "ingested"] == [os.path.basename(live_tmp)]
+    assert atomic.remove_stale(out) == [os.path.basename(live_tmp)]  # its writer is gone now

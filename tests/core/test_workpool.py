@@ -52,3 +52,53 @@ def test_workers_reuse_freed_memory_instead_of_faulting_it_in_again():
     (faults,) = workpool.imap(_page_faults_of_repeated_duplicate_checks, [(a, b)], 2, progress=False)
     # a worker without keep_freed_memory: ~7,800 page faults per check (~2.5x slower); with it: none
     assert faults < 1000
+
+
+def test_workers_and_fork_server_die_with_their_parent(tmp_path):
+    """kill -9 of the process that owns a pool: its fork server and workers are gone within 5 s."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "owner.py"
+    script.write_text("import time\nfrom pipeline.core import workpool\n"
+                      "def nap(i):\n    time.sleep(60)\n"
+                      "if __name__ == '__main__':\n"
+                      "    list(workpool.imap(nap, [(i,) for i in range(4)], 2, progress=False))\n")
+    owner = subprocess.Popen([sys.executable, str(script)], cwd=os.getcwd(),
+                             env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    procs = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            procs = psutil.Process(owner.pid).children(recursive=True)
+            if sum("forkserver" in " ".join(p.cmdline()) for p in procs) >= 3:  # server + 2 workers
+                break
+            time.sleep(0.05)
+        assert len(procs) >= 3
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        t0 = time.time()
+
+        def alive():
+            out = []
+            for p in procs:
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            return out
+
+        while alive() and time.time() - t0 < 5:
+            time.sleep(0.05)
+        assert alive() == []
+    finally:
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass

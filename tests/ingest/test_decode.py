@@ -144,8 +144,8 @@ def test_bad_files_are_rejected_with_reasons(tmp_path):
     for src in ("ok.png", "ok.jpg", "ok.dcm"):
         data = (tmp_path / src).read_bytes()
         (tmp_path / f"cut_{src}").write_bytes(data[: len(data) // 2])
-    cases = {"empty.dcm": "empty file", "text.png": "not an image", "cut_ok.png": "truncated PNG",
-             "cut_ok.jpg": "truncated JPEG", "cut_ok.dcm": ""}
+    cases = {"empty.dcm": "empty file", "text.png": "not an image", "cut_ok.png": "PNG cut short",
+             "cut_ok.jpg": "JPEG cut short", "cut_ok.dcm": "DICOM pixel data shorter"}
     for name, reason in cases.items():
         with pytest.raises(DecodeError) as e:
             decode_file(tmp_path / name, "s")
