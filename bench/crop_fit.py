@@ -61,7 +61,7 @@ def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     yt, xb, yb = [], [], []
     for smp in samples:
         lm = smp["lm"]
-        hh, s = lm.size[1], lm.scale
+        hh, s = lm.jaw, lm.scale
         yt.append((lm.gap_top - smp["box"][1] * s) / hh)
         yb.append((smp["box"][3] * s - lm.gap_bottom) / hh)
         xb.append([lm.root_edge / hh, lm.mandible / hh, 1.0])
