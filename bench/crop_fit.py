@@ -55,34 +55,37 @@ def _samples(cfg: CropConfig, n_phantoms: int, data: Path = SHARED_OPG) -> list[
     return out
 
 
-def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample, in units of the work height: how far the top must reach above the highest gap row,
-    how far the bottom must reach below the lowest, and the landmarks the bottom is linear in."""
-    yt, xb, yb = [], [], []
+def _design(samples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, in units of the jaw scale: how far the top must reach above the highest gap row
+    and the landmarks it is linear in; how far the bottom must reach below the lowest and its landmarks."""
+    yt, xt, xb, yb = [], [], [], []
     for smp in samples:
         lm = smp["lm"]
         hh, s = lm.jaw, lm.scale
         yt.append((lm.gap_top - smp["box"][1] * s) / hh)
+        xt.append([lm.upper_edge / hh, 1.0])
         yb.append((smp["box"][3] * s - lm.gap_bottom) / hh)
         xb.append([lm.root_edge / hh, lm.mandible / hh, 1.0])
-    return np.array(yt), np.array(xb), np.array(yb)
+    return np.array(yt), np.array(xt), np.array(xb), np.array(yb)
 
 
 def _ceil3(v: float) -> float:
     return math.ceil(v * 1000) / 1000
 
 
-# The top is a distance above the gap alone. In leave-one-out on the 21 real OPGs (2026-11) the upper
-# teeth lobe's fade left a little less slack than that constant (0.070 vs 0.076 of the height) but cut
-# one image's teeth by 0.065 of the height; the mandible distance left more (0.082).
-def fit(samples: list[dict], real_idx: list[int]) -> tuple[float, list[float]]:
-    """(up, down): the bottom by least squares on ``real_idx``; every offset (and the top, which is
-    an offset alone) raised to cover every sample given, rounded up to 3 decimals."""
-    yt, xb, yb = _design(samples)
-    c = np.linalg.lstsq(xb[real_idx], yb[real_idx], rcond=None)[0]
-    slopes = np.round(c[:-1], 3)
-    offset = _ceil3(float((yb - xb[:, :-1] @ slopes).max()))
-    return _ceil3(float(yt.max())), [*(float(v) for v in slopes), offset]
+def _fit_one(x: np.ndarray, y: np.ndarray, idx: list[int]) -> list[float]:
+    """Least squares on ``idx`` (slopes kept >= 0: a longer root never shortens the box), then
+    the offset raised until every sample is covered."""
+    c = np.linalg.lstsq(x[idx], y[idx], rcond=None)[0]
+    slopes = np.maximum(np.round(c[:-1], 3), 0.0)
+    return [*(float(v) for v in slopes), _ceil3(float((y - x[:, :-1] @ slopes).max()))]
+
+
+def fit(samples: list[dict], real_idx: list[int]) -> tuple[list[float], list[float]]:
+    """(up, down): the top and bottom by least squares on ``real_idx``, each offset raised to cover
+    every sample given, rounded up to 3 decimals."""
+    yt, xt, xb, yb = _design(samples)
+    return _fit_one(xt, yt, real_idx), _fit_one(xb, yb, real_idx)
 
 
 def _check(samples: list[dict], cfg: CropConfig) -> list[dict]:
@@ -240,7 +243,7 @@ def main() -> int:
     real_imgs = demo = None
 
     summary = {
-        "up": up, "down": down, "params_up": cfg.up, "params_down": list(cfg.down),
+        "up": up, "down": down, "params_up": list(cfg.up), "params_down": list(cfg.down),
         "real_images": len(rows), "phantoms": len(ph),
         "transforms_meeting_target_real": sum(t["meets_target"] for t in table if t["set"].startswith("real:")),
         "transforms_meeting_target_demo": sum(t["meets_target"] for t in table if t["set"].startswith("demo:")),
@@ -258,7 +261,7 @@ def main() -> int:
             "archive's ground truth; random device: " + str(args.draws) + " draws per image)\n\n" +
             markdown_table(table, cols))
     save("crop_fit", {"summary": summary, "folds": folds, "transforms": table}, text)
-    if (cfg.up, list(cfg.down)) != (up, down):
+    if (list(cfg.up), list(cfg.down)) != (up, down):
         print(f"\nparams.yaml has up {cfg.up} down {list(cfg.down)}; this fit: up {up} down {down}",
               file=sys.stderr)
     return 0

@@ -77,12 +77,12 @@ class CropConfig:
     crown_band: float = 0.33        # crowns: rows this share of the height either side of the gap
     crown_fraction: float = 0.5     # the arch goes on while the crown profile is above this share of its central median
     crown_run: float = 0.2         # crown-less stretches up to this share of the width are bridged (a missing tooth)
-    side_margin: float = 0.15       # added outside the last crown column (share of the width)
+    side_margin: float = 0.17       # added outside the last crown column (share of the width)
     root_fraction: float = 0.60     # the root edge: the lower teeth lobe falls below this share of its peak
     # teeth top = highest gap row - up x height;
     # teeth bottom = lowest gap row + down[0] x root edge + down[1] x mandible distance + down[2] x height
-    up: float = 0.693
-    down: list[float] = field(default_factory=lambda: [0.579, 0.155, 0.321])
+    up: list[float] = field(default_factory=lambda: [0.0, 0.706])
+    down: list[float] = field(default_factory=lambda: [0.386, 0.088, 0.43])
     half_width: list[float] = field(default_factory=lambda: [0.8, 2.0])  # teeth half-width from the midline in [inner, outer] x jaw
     scale_cues: list[float] = field(default_factory=lambda: [0.36, 1.85])  # jaw scale (gap-to-mandible rows) per field row / per lower-teeth lobe row
     scale_spread: float = 1.25      # the scale cues disagree beyond this ratio: the widest box they allow
@@ -119,7 +119,9 @@ class CropConfig:
         for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
             if not 0 < getattr(self, name) < 1:
                 raise config.ConfigError(f"crop.{name} must be in (0, 1), got {getattr(self, name)}")
-        for name in ("crown_band", "crown_run", "side_margin", "up"):
+        if len(self.up) != 2 or not all(-0.5 <= x <= 2 for x in self.up):
+            raise config.ConfigError(f"crop.up must be 2 coefficients in [-0.5, 2] (see pipeline/crop/crop.py); got {self.up}")
+        for name in ("crown_band", "crown_run", "side_margin"):
             if not 0 <= getattr(self, name) <= 2:
                 raise config.ConfigError(f"crop.{name} must be in [0, 2] (x the jaw scale), got {getattr(self, name)}")
         if self.work_width < 128:
@@ -157,6 +159,7 @@ class Landmarks:
     scores: dict            # confidence factors
     notes: tuple = ()       # where the box was widened, and why
     cues: dict = field(default_factory=dict)  # the jaw-scale cues (rows)
+    upper_edge: float = 0.0  # rows from the gap up to where the upper roots' lobe fades
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -204,7 +207,10 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     h, w = img.shape
     fx0, fy0 = int(np.floor(f0[0] / s0)), int(np.floor(f0[1] / s0))
     fx1, fy1 = min(w, int(np.ceil(f0[2] / s0))), min(h, int(np.ceil(f0[3] / s0)))
-    g, s = detector.shrink(img[fy0:fy1, fx0:fx1], cfg.work_width)
+    if (fx0, fy0, fx1, fy1) == (0, 0, w, h):
+        g, s = small, s0
+    else:
+        g, s = detector.shrink(img[fy0:fy1, fx0:fx1], cfg.work_width)
     g = detector.stretch(g)
     hh, ww = g.shape
     fx0, fy0, fx1, fy1 = fx0 * s, fy0 * s, fx1 * s, fy1 * s   # the field in work pixels of the whole frame
@@ -246,17 +252,15 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     q0, q1 = max(2, int(0.12 * core)), max(3, int(0.3 * core))
     cols = np.r_[max(0, mid - q1):max(1, mid - q0), min(ww - 1, mid + q0):min(ww, mid + q1)]
     mand, _ = detector.mandible_distance(g, mapx, mapy, reach, cols, int(0.15 * hh), int(0.6 * hh))
-    cues = {"lower teeth": cfg.scale_cues[1] * lower0, "frame": cfg.scale_cues[0] * hh}
-    if np.isfinite(mand):
-        cues["mandible"] = mand
-    # consensus: the largest set of cues within scale_spread of each other (the teeth's own lobe
-    # first on a tie); no two agreeing: the teeth's lobe, widened by the spread allowed
-    jaw, agree = detector.consensus(cues, "lower teeth", cfg.scale_spread)
-    spread = max(agree) / max(min(agree), 1e-6) if len(agree) > 1 else cfg.scale_spread ** 2
+    cues = {"lower teeth": cfg.scale_cues[1] * lower0, "mandible": mand}
+    # the two cues agree: their mean. They do not (the mandible's border cut off by the frame, or a
+    # mirrored one below it; the lobe merged with the bone): the larger, a wider box, and say so
+    jaw, agreed = detector.consensus(cues, cfg.scale_spread)
+    spread = max(cues.values()) / max(min(cues.values()), 1e-6) if np.isfinite(mand) else cfg.scale_spread ** 2
     notes = []
-    if len(agree) == 1:
+    if not agreed:
         notes.append("jaw scale cues disagree (" + ", ".join(f"{k} {x / hh:.2f}" for k, x in cues.items())
-                     + " of the field): widened")
+                     + " of the field height): the larger used")
     if not np.isfinite(mand):
         mand = jaw
 
@@ -274,8 +278,6 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     ref = float(np.percentile(crowns[c0:c1], 40)) if c1 > c0 else float(np.median(crowns))
     thr = cfg.crown_fraction * ref
     run = max(1, int(round(cfg.crown_run * jaw)))
-    global _DEBUG
-    _DEBUG = dict(crowns=crowns, thr=thr, ref=ref, lo=lo, hi=hi, gl=gl, gr=gr, mid=mid, fx0=fx0, jaw=jaw)
     left = _crown_extent(crowns[lo:hi], max(0, min(core_l, hi - 1) - lo), -1, thr, run) + lo
     right = _crown_extent(crowns[lo:hi], max(0, min(core_r, hi - 1) - lo), +1, thr, run) + lo
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
@@ -290,6 +292,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # 4. top/bottom: the jaw's scale and the lower roots' own lobe
     lower_teeth = straight[reach + 1:, xs_t].mean(1)
     root_edge = float(detector.lobe_extent(lower_teeth, cfg.root_fraction, 0))
+    upper_edge = float(detector.lobe_extent(straight[:reach][::-1, xs_t].mean(1), cfg.root_fraction, 0))
 
     # confidence: the raw lobes and gap extent (not the box) must look like an OPG's
     rows = straight[:, c0:c1].mean(1)
@@ -317,7 +320,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # back to the whole frame (work pixels)
     return Landmarks(s, (round(w * s), round(h * s)), (fx0, fy0, fx1, fy1), jaw, left + fx0, right + fx0,
                      float(curve[xs_t].min()) + fy0, float(curve[xs_t].max()) + fy0, float(mand), root_edge,
-                     mid + fx0, scores, tuple(notes), cues)
+                     mid + fx0, scores, tuple(notes), cues, upper_edge)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:
@@ -341,7 +344,7 @@ def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float
 def landmark_box(lm: Landmarks, cfg: CropConfig) -> tuple[float, float, float, float]:
     """The teeth box in work pixels, before the margin: see the module docstring, step 4."""
     hh = lm.jaw
-    top = lm.gap_top - cfg.up * hh
+    top = lm.gap_top - cfg.up[0] * lm.upper_edge - cfg.up[1] * hh
     bottom = lm.gap_bottom + cfg.down[0] * lm.root_edge + cfg.down[1] * lm.mandible + cfg.down[2] * hh
     return lm.left, top, lm.right, bottom
 

@@ -185,17 +185,10 @@ def far_crowns(profile: np.ndarray, left: int, right: int, lo: int, hi: int, thr
     return left, right
 
 
-def consensus(cues: dict[str, float], first: str, spread: float) -> tuple[float, list[float]]:
-    """(scale, the cues it rests on): the mean of the largest set of cues that lie within ``spread``
-    (a ratio) of one another, ``first`` breaking ties; where no two agree, ``first`` x ``spread``
-    (the box is widened rather than trusted)."""
-    vals = list(cues.values())
-    best: list[float] = []
-    for name, anchor in sorted(cues.items(), key=lambda kv: kv[0] != first):
-        group = [x for x in vals if anchor / spread <= x <= anchor * spread]
-        group = [x for x in group if max(group) / max(min(group), 1e-9) <= spread] or [anchor]
-        if len(group) > len(best):
-            best = group
-    if len(best) < 2:
-        return float(cues[first] * spread), [cues[first]]
-    return float(np.mean(best)), best
+def consensus(cues: dict[str, float], spread: float) -> tuple[float, bool]:
+    """(scale, agreed): the mean of the cues where they lie within ``spread`` (a ratio) of one
+    another; otherwise the largest (the box is widened rather than trusted)."""
+    vals = [v for v in cues.values() if np.isfinite(v)]
+    if len(vals) > 1 and max(vals) <= spread * min(vals):
+        return float(np.mean(vals)), True
+    return float(max(vals)), False
