@@ -72,7 +72,7 @@ def test_real_opgs_crop_covers_every_teeth_box(real_results):
 
 @pytest.mark.xfail(strict=True, reason="not reached: the crop widens towards a safe box where its cues "
                    "disagree and keeps every arch within 2 jaw scales of the midline; measured mean area "
-                   "1.87x the teeth box on these 21 (bench/crop_fit.py, reports/bench/crop_fit.md)")
+                   "1.81x the teeth box on these 21 (bench/crop_fit.py, reports/bench/crop_fit.md)")
 def test_real_opgs_crop_is_tight(real_results):
     _check_area(real_results)
 
