@@ -148,10 +148,13 @@ def _anatomy(rng: np.random.Generator, hl: int, wl: int, cx: float, half: float,
     return cv2.GaussianBlur(att, (0, 0), 0.8)
 
 
-def render_opg(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def render_opg(rng: np.random.Generator, height: int, width: int,
+               drop: frozenset = frozenset()) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """One phantom OPG: (float32 image in [0, 1], bright = dense; teeth box (x0, y0, x1, y1), half-open
     pixels, around every drawn tooth, crowns and roots). Positions, sizes, missing teeth, fillings
-    and contrast are drawn from ``rng``."""
+    and contrast are drawn from ``rng``. ``drop``: teeth (jaw -1 upper / +1 lower, side -1 / +1,
+    k 0 central incisor .. 7 third molar) left out as well (tests: a lone tooth far out); with none
+    dropped the drawing is exactly as before (the demo archive does not change)."""
     h, w = height, width
     cx = 0.5 + rng.uniform(-0.02, 0.02)
     half = rng.uniform(0.245, 0.275)  # half-width of the dental arch (frame fraction)
@@ -176,6 +179,8 @@ def render_opg(rng: np.random.Generator, height: int, width: int) -> tuple[np.nd
             for k in range(8):
                 if (k == 7 and rng.random() < 0.3) or (k >= 3 and rng.random() < 0.06):
                     continue  # a missing tooth (wisdom teeth more often)
+                if (jaw, side, k) in drop:
+                    continue
                 a, b = edges[k] * 0.985 + 0.004, edges[k + 1] * 0.985 - 0.004
                 xa, xb = sorted(((cx + side * a * half) * w, (cx + side * b * half) * w))
                 um = side * (a + b) / 2

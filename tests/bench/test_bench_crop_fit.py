@@ -1,25 +1,28 @@
-"""bench/crop_fit.py: the least-squares fit of the crop's box coefficients covers every sample."""
+"""bench/crop_fit.py and bench/crop_transforms.py: the fit of the crop's box coefficients covers
+every sample; the device-like transforms move the teeth box with the pixels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench import crop_fit
+from bench import crop_fit, crop_transforms
 from pipeline.crop.crop import CropConfig, Landmarks, landmark_box
 
 
 def _samples(n: int, seed: int = 0) -> list[dict]:
-    """Landmarks whose teeth box follows top = gap - 0.2 H, bottom = gap + 0.5 root + 0.3 mandible
-    + 0.05 H, plus noise (in work pixels, scale 1)."""
+    """Landmarks whose teeth box follows top = gap - 0.6 J, bottom = gap + 0.5 root + 0.3 mandible
+    + 0.2 J, plus noise (in work pixels, scale 1, jaw scale J = 80)."""
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
-        hh = 200
+        jaw = 80.0
         gap_top, gap_bottom = rng.uniform(80, 100), rng.uniform(105, 120)
-        mand, root = rng.uniform(60, 80), rng.uniform(20, 40)
-        lm = Landmarks(1.0, (400, hh), 80.0, 320.0, gap_top, gap_bottom, mand, root, {})
-        top = gap_top - 0.2 * hh + rng.normal(0, 2)
-        bottom = gap_bottom + 0.5 * root + 0.3 * mand + 0.05 * hh + rng.normal(0, 2)
-        out.append({"name": f"s{k}", "real": k < n - 5, "lm": lm, "shape": (hh, 400),
+        mand, root, upper = rng.uniform(60, 100), rng.uniform(20, 40), rng.uniform(20, 40)
+        lm = Landmarks(1.0, (400, 200), (0, 0, 400, 200), jaw, 80.0, 320.0, gap_top, gap_bottom, mand, root,
+                       200.0, {}, (), {}, upper)
+        top = gap_top - 0.6 * jaw + rng.normal(0, 2)
+        bottom = gap_bottom + 0.5 * root + 0.3 * mand + 0.2 * jaw + rng.normal(0, 2)
+        out.append({"name": f"s{k}", "real": k < n - 5, "lm": lm, "shape": (200, 400),
                     "box": [90.0, top, 310.0, bottom]})
     return out
 
@@ -27,9 +30,47 @@ def _samples(n: int, seed: int = 0) -> list[dict]:
 def test_fit_recovers_the_law_and_covers_every_sample():
     samples = _samples(40)
     up, down = crop_fit.fit(samples, [i for i, s in enumerate(samples) if s["real"]])
-    assert abs(up - 0.2) < 0.05
-    assert abs(down[0] - 0.5) < 0.15 and abs(down[1] - 0.3) < 0.15
+    # the top does not follow the upper lobe here; its offset is raised to cover the noisiest sample
+    assert up[0] < 0.05 and 0.6 <= up[1] < 0.7
+    assert abs(down[0] - 0.5) < 0.15 and abs(down[1] - 0.3) < 0.1
     cfg = CropConfig(up=up, down=down)
     for s in samples:  # every box inside, phantoms ("real": False) included
         x0, y0, x1, y1 = landmark_box(s["lm"], cfg)
         assert y0 <= s["box"][1] + 1e-9 and y1 >= s["box"][3] - 1e-9
+
+
+def _square(h=200, w=400, box=(120.0, 60.0, 280.0, 140.0)):
+    img = np.zeros((h, w), np.float32)
+    img[int(box[1]):int(box[3]), int(box[0]):int(box[2])] = 1.0
+    return img, box
+
+
+def _bbox(img: np.ndarray, thr: float = 0.5):
+    ys, xs = np.nonzero(img > thr)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+@pytest.mark.parametrize("name", ["zoom 0.7 pad black", "zoom 1.15 crop", "aspect 1.7 stretch",
+                                  "aspect 2.3 pad black", "shift left 0.12", "shift down 0.1", "gamma 1.6"])
+def test_transforms_move_the_box_with_the_pixels(name):
+    img, box = _square()
+    out, nbox = crop_transforms.TRANSFORMS[name](img, box)
+    assert out.dtype == np.float32 and out.ndim == 2
+    assert max(abs(a - b) for a, b in zip(_bbox(out), nbox)) <= 2, (name, _bbox(out), nbox)
+
+
+def test_a_band_over_the_teeth_shrinks_the_box_to_what_is_visible():
+    img, box = _square()
+    out, nbox = crop_transforms.bands(img, box, 0.35, 0.0, 0.0, 0.0, 0.0)
+    assert nbox == (140.0, 60.0, 280.0, 140.0)
+    assert (out[:, :140] < 0.1).all()
+
+
+def test_random_device_stays_in_the_ranges():
+    img, box = _square()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        out, nbox = crop_transforms.random_device(img, box, rng)
+        aspect = out.shape[1] / out.shape[0]
+        assert 1.69 <= aspect <= 2.31 and out.shape[0] == 200
+        assert 0 <= nbox[0] < nbox[2] <= out.shape[1] and 0 <= nbox[1] < nbox[3] <= out.shape[0]
