@@ -90,7 +90,7 @@ class AuditConfig:
     # near duplicates (pipeline.audit.duplicates)
     dup_candidate_threshold: float = 0.5  # layout score a candidate pair needs (pipeline.audit.duplicates)
     dup_max_candidates: int = 8           # confirmations per image at most
-    dup_threshold: float = 0.58           # similarity of the registered copies that makes a duplicate
+    dup_threshold: float = 0.7            # similarity of the registered copies that makes a duplicate
     # cleaning
     trim_borders: bool = True
     trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median

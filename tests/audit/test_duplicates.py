@@ -9,7 +9,7 @@ from pipeline.core import pngio
 from pipeline.demo import phantoms
 from pipeline.ingest.decode import decode_file
 
-THRESHOLD, CANDIDATE = 0.58, 0.5  # the audit's defaults (params.yaml audit.dup_threshold, dup_candidate_threshold)
+THRESHOLD, CANDIDATE = 0.7, 0.5  # the audit's defaults (params.yaml audit.dup_threshold, dup_candidate_threshold)
 
 
 def _opg(i, h=240, w=480):
