@@ -26,9 +26,10 @@ whose pixels differ, in two stages:
    copy (``kind = "flipped"``).
 
 Cost per image: one fingerprint (a resize to the working copy, one ORB detection, two descriptor
-sets; about 25-35 ms for a 2900x1400 OPG on one core) and at most ``max_candidates`` confirmations
-(two 600x600 Hamming matchings and RANSAC each, about 3-10 ms). Memory per image: about 40 kB
-(1,200 keypoints x 40 bytes and a 128-high uint8 thumbnail), 4 GB for 100,000 images.
+sets; tens of ms for a 2900x1400 OPG on one core, see reports/bench/duplicates.md) and at most
+``max_candidates`` confirmations (two 400x400 Hamming matchings and RANSAC each, a few ms): linear in
+the archive. Memory per image: about 66 kB (800 keypoints x 40 bytes and a 128-high uint8
+thumbnail), 6.6 GB for 100,000 images.
 
 Confirmed pairs are joined into groups (union-find).
 """
