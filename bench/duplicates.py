@@ -25,8 +25,10 @@ the grouping runs over the sources plus their copies of that kind. False merges:
 any two distinct sources (or a copy and a source not its own) in one group; and separately, the
 confirmation run on *every* pair of distinct sources (not only the candidates): the highest
 similarity any distinct pair reached, against the threshold. Candidate stage: for every copy the
-share of distinct sources whose layout score beats its own source's (0: its source ranks first),
-which bounds how many candidates an archive of N images needs (about share x N).
+share of distinct sources whose layout score (``layout_rank_share``) or keypoint-word score
+(``words_rank_share``) beats its own source's (0: its source ranks first); a copy is a candidate when
+it is among the ``dup_max_candidates`` best of either list, so an archive of N images needs about
+share x N candidates per image to be sure.
 
 The images are read and planted one source at a time (full size); only fingerprints are kept. Nothing
 derived from the real images is written but the aggregate figures.
@@ -222,10 +224,15 @@ def evaluate(base: list, planted: dict, cfg: AuditConfig, groups_of: list[str] |
         false_pairs = sum(1 for i, j, _ in pairs if i % n != j % n)
         # candidate stage: rank of the true source among all sources for each copy
         lay = duplicates.layout_scores(held + copies)
-        share = []
+        up = duplicates._bag([f.words for f in fps])
+        mi = duplicates._bag([f.words_m for f in fps])
+        words = np.maximum((up @ up.T).toarray(), (mi @ up.T).toarray())
+        share, share_layout, share_words = [], [], []
         for i in range(n):
-            row = lay[n + i, :n]
-            share.append(float((np.delete(row, i) > row[i]).mean()))
+            row, wrow = lay[n + i, :n], words[n + i, :n]
+            share_layout.append(float((np.delete(row, i) > row[i]).mean()))
+            share_words.append(float((np.delete(wrow, i) > wrow[i]).mean()))
+            share.append(min(share_layout[-1], share_words[-1]))  # its rank in the better list
         true = [duplicates.confirm(held[i], copies[i]) for i in range(n)]
         true_sims = [m.similarity for m in true]
         rows.append({"kind": kind, "pairs": n, "found": found, "recall": found / n,
@@ -236,6 +243,8 @@ def evaluate(base: list, planted: dict, cfg: AuditConfig, groups_of: list[str] |
                      "min_true_layout": float(min(lay[n + i, i] for i in range(n))),
                      "candidate_rank_share_max": float(max(share)),
                      "candidate_rank_share_mean": float(np.mean(share)),
+                     "layout_rank_share_max": float(max(share_layout)),
+                     "words_rank_share_max": float(max(share_words)),
                      "group_ms_per_image": 1000 * dt / (2 * n)})
         stats[kind] = {"true_similarities": sorted(round(s, 4) for s in true_sims)}
         if groups_of:  # recall per device/source family (no parameter is fitted per family)
@@ -360,7 +369,7 @@ def main() -> None:
         res["fingerprint_ms"] = extra["fingerprint_ms"]
         out[name] = res
         cols = ["kind", "pairs", "found", "recall", "false_merge_groups", "false_pairs", "min_true_similarity",
-                "median_true_similarity", "min_true_inliers", "candidate_rank_share_max"]
+                "median_true_similarity", "min_true_inliers", "layout_rank_share_max", "words_rank_share_max"]
         d = res["distinct"]
         tables.append(f"### {name} ({len(base)} sources)\n\n" + markdown_table(res["rows"], cols) +
                       f"\n\nEvery pair of distinct sources confirmed ({d['pairs']} pairs): {d['above_threshold']} at or "

@@ -4,15 +4,22 @@ slightly turned, marked or mirrored).
 Exact duplicates (the same pixels) already share one image id at ingest. This module finds the copies
 whose pixels differ, in two stages:
 
-1. **Candidates** (cheap, all pairs): every image gets a *layout* descriptor: its rank-equalised
-   working copy (blind to gamma, brightness, contrast and bit depth), blurred, sampled on a 16x8 grid
-   inside a central window. A copy cropped by up to 10 % per side sees the same anatomy at up to
-   1.25x the scale, off centre by up to 5 %: each image stores the window at 3 x 3 widths and heights
-   (the *gallery*), and is queried with one window (and its mirror image, for flipped copies). The
-   cosine of every query against every gallery row is one matrix product (in blocks); each image keeps
-   its ``max_candidates`` best partners above ``candidate_threshold``. The confirmations thus grow
-   linearly with the archive; the matrix product grows as N^2 (100,000 images: 2 x 10^5 queries x 9 x
-   10^5 gallery rows x 128 = 2.3 x 10^13 multiply-adds, minutes of BLAS).
+1. **Candidates** (cheap, all pairs), two lists joined:
+   - *layout*: every image's rank-equalised working copy (blind to gamma, brightness, contrast and
+     bit depth), blurred, sampled on a 16x8 grid inside a central window. A copy cropped by up to
+     10 % per side sees the same anatomy at up to 1.25x the scale, off centre by up to 5 %: each
+     image stores the window at 3 x 3 widths and heights (the *gallery*) and is queried with one
+     window (and its mirror image, for flipped copies). The cosine of every query against every
+     gallery row is one matrix product (in blocks); each image keeps its ``max_candidates`` best
+     partners above ``candidate_threshold``. Cost: N^2 x 2 x 9 x 128 multiply-adds (100,000
+     images: 2.3 x 10^13, minutes of BLAS).
+   - *keypoint words*: 12 fixed bits of each ORB descriptor (3 tables) make a word; an image is a
+     bag of words (square-rooted counts). Blind to crops, shifts and small turns; it tells apart
+     look-alike OPGs whose layouts are the same (measured on phantoms drawn from one anatomy
+     model: layout scores of 0.99 for every pair). Each image keeps its ``max_candidates`` best
+     partners (upright or mirrored). A sparse product in blocks: N^2 x about 1,200 x 1,200 / 12,288
+     multiply-adds, twice (upright, mirrored) (100,000 images: about 2 x 10^12).
+   The confirmations thus grow linearly with the archive (at most 2 x ``max_candidates`` per image).
 2. **Confirmation** (per candidate pair): ORB keypoints of the two working copies (spread over a grid,
    so burned-in text cannot take them all) are matched (Hamming, ratio test) and a similarity
    transform (scale, rotation, shift) is fitted with RANSAC; it must be a plausible re-export (scale
@@ -27,9 +34,9 @@ whose pixels differ, in two stages:
 
 Cost per image: one fingerprint (a resize to the working copy, one ORB detection, two descriptor
 sets; tens of ms for a 2900x1400 OPG on one core, see reports/bench/duplicates.md) and at most
-``max_candidates`` confirmations (two 400x400 Hamming matchings and RANSAC each, a few ms): linear in
-the archive. Memory per image: about 66 kB (800 keypoints x 40 bytes and a 128-high uint8
-thumbnail), 6.6 GB for 100,000 images.
+2 x ``max_candidates`` confirmations (two 400x400 Hamming matchings and RANSAC each, a few ms):
+linear in the archive. Memory per image: about 71 kB (800 keypoints x 46 bytes and a 128-high uint8
+thumbnail), 7 GB for 100,000 images.
 
 Confirmed pairs are joined into groups (union-find).
 """
@@ -40,6 +47,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+from scipy import sparse
 
 from pipeline.core import workpool
 
@@ -55,6 +63,10 @@ MIN_INLIERS = 12           # RANSAC inliers a confirmed pair needs at least
 MAX_ROTATION = 8.0         # degrees between the two copies (after turning 180 where the audit does)
 SCALE_RANGE = (0.7, 1.45)  # scale between working copies (crops of up to 10 % per side: 0.8-1.25)
 KINDS = ("copy", "flipped")
+WORD_BITS = 12             # keypoint words: 12 fixed bits of an ORB descriptor, in WORD_TABLES tables
+WORD_TABLES = 3
+_WORD_BITS = np.stack([np.sort(np.random.default_rng([99, t]).choice(256, WORD_BITS, replace=False))
+                       for t in range(WORD_TABLES)])  # fixed (the same in every run and process)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class Fingerprint:
     thumb: np.ndarray          # (THUMB_HEIGHT, w) uint8, rank-equalised
     query: np.ndarray          # (2, d) float32 unit rows: layout query, its mirror
     gallery: np.ndarray        # (len(GALLERY_SCALES)**2, d) float32 unit rows
+    words: np.ndarray          # (n, WORD_TABLES) uint16 keypoint words (of des), offset per table
+    words_m: np.ndarray        # the same of des_m
 
     def rotated180(self) -> "Fingerprint":
         """The fingerprint of the image turned 180 degrees (ORB descriptors are rotation invariant:
@@ -176,7 +190,16 @@ def fingerprint(img: np.ndarray) -> Fingerprint:
     tw = max(8, round(w * THUMB_HEIGHT / h))
     thumb = cv2.resize(eq, (tw, THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
     q, g = _layout(thumb)
-    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb, q, g)
+    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb, q, g, _words(des), _words(des_m))
+
+
+def _words(des: np.ndarray) -> np.ndarray:
+    """Each descriptor's word in every table (table t's words offset by t x 2^WORD_BITS)."""
+    bits = np.unpackbits(des, axis=1) if len(des) else np.zeros((0, 256), np.uint8)
+    weights = 1 << np.arange(WORD_BITS)
+    codes = [(bits[:, b].astype(np.int64) * weights).sum(axis=1) + t * (1 << WORD_BITS)
+             for t, b in enumerate(_WORD_BITS)]
+    return np.stack(codes, axis=1).astype(np.uint16) if len(des) else np.zeros((0, WORD_TABLES), np.uint16)
 
 
 # ------------------------------------------------------------------------------------ confirmation
@@ -306,6 +329,44 @@ def candidate_pairs(queries: np.ndarray, galleries: np.ndarray, threshold: float
     return sorted((i, j, v) for (i, j), v in out.items())
 
 
+def _bag(words: list[np.ndarray]) -> sparse.csr_matrix:
+    """Rows: square-rooted word counts, unit norm (a bag of keypoint words per image)."""
+    n = len(words)
+    rows = np.concatenate([np.full(w.size, i) for i, w in enumerate(words)]) if n else np.zeros(0, int)
+    cols = np.concatenate([w.ravel().astype(np.int64) for w in words]) if n else np.zeros(0, int)
+    m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                          shape=(n, WORD_TABLES << WORD_BITS))
+    m.sum_duplicates()
+    m.data = np.sqrt(m.data)
+    norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sparse.diags(1 / np.maximum(norm, 1e-9)).dot(m).tocsr()
+
+
+def word_pairs(fingerprints: list[Fingerprint], max_per_image: int = 8,
+               block: int = 512) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, score)`` with ``i < j``: for each image its ``max_per_image`` best partners by
+    the cosine of their bags of keypoint words (upright or mirrored, the better): blind to crops,
+    shifts and small turns, where the layout is not, and telling apart look-alike OPGs that the layout
+    cannot (drawn from one anatomy model). A sparse product in blocks of ``block`` images."""
+    n = len(fingerprints)
+    if n < 2:
+        return []
+    up = _bag([f.words for f in fingerprints])
+    mirror = _bag([f.words_m for f in fingerprints])
+    k = min(max_per_image, n - 1)
+    out: dict[tuple[int, int], float] = {}
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        sim = np.maximum((up[s:e] @ up.T).toarray(), (mirror[s:e] @ up.T).toarray())
+        sim[np.arange(e - s), s + np.arange(e - s)] = -np.inf
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        for r, js in enumerate(top):
+            for j in js:
+                key = (min(s + r, int(j)), max(s + r, int(j)))
+                out[key] = max(out.get(key, -1.0), float(sim[r, j]))
+    return sorted((i, j, v) for (i, j), v in out.items())
+
+
 def layout_scores(fingerprints: list[Fingerprint]) -> np.ndarray:
     """(n, n) symmetric layout score of every pair (for benchmarks; the stage uses candidate_pairs)."""
     q = np.stack([f.query for f in fingerprints])
@@ -342,6 +403,9 @@ def group(fingerprints: list[Fingerprint], candidate_threshold: float, threshold
     q = np.stack([f.query for f in fingerprints])
     g = np.stack([f.gallery for f in fingerprints])
     pairs = candidate_pairs(q, g, candidate_threshold, max_candidates)
+    seen = {(i, j) for i, j, _ in pairs}  # and each image's best partners by keypoint words
+    pairs += [p for p in word_pairs(fingerprints, max_candidates) if (p[0], p[1]) not in seen]
+    pairs.sort()
     jobs = [(fingerprints[i], fingerprints[j]) for i, j, _ in pairs]
     confirmed = []
     for (i, j, _), m in zip(pairs, workpool.imap(_confirm_job, jobs, workers, progress=False)):

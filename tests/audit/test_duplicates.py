@@ -131,6 +131,14 @@ def test_candidate_pairs_are_capped_per_image_and_symmetric():
         assert all((min(i, int(b)), max(i, int(b))) in keys for i, b in enumerate(sim.argmax(axis=1)))
 
 
+def test_keypoint_words_rank_a_cropped_copy_first_among_look_alikes(sources):
+    imgs, fps = sources
+    copy = duplicates.fingerprint(_jpeg(TRANSFORMS["crop"](imgs[4]), 60))
+    mirrored = duplicates.fingerprint(np.ascontiguousarray(_crop(imgs[1], 0.08, 0.05, 0.03, 0.1)[:, ::-1]))
+    pairs = duplicates.word_pairs(fps + [copy, mirrored], max_per_image=1)
+    assert (4, 6) in {(i, j) for i, j, _ in pairs} and (1, 7) in {(i, j) for i, j, _ in pairs}
+
+
 def test_confirmations_over_two_workers_give_the_same_groups(sources):
     imgs, fps = sources
     fps = fps + [duplicates.fingerprint(TRANSFORMS["combined"](imgs[3]))]
