@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 REASONS = ("unreadable", "too_small", "not_panoramic", "underexposed", "overexposed", "low_contrast",
            "blur", "noisy", "rotated180", "duplicate")
-FLAGS = ("burned_in_text", "colour", "rot180_uncertain")
+FLAGS = ("burned_in_text", "colour", "rot180_uncertain", "flipped_copy")
 MEASUREMENTS = ["width", "height", "aspect", "template_corr", "orientation", "mean", "p01", "p99",
                 "dynamic_range", "dark_fraction", "bright_fraction", "sharpness", "noise",
                 "text_components", "text_x0", "text_y0", "text_x1", "text_y1", "n_files",
@@ -57,7 +57,7 @@ THRESHOLDS = {
     "dynamic_range": ("min_dynamic_range", "min"), "sharpness": ("min_sharpness", "min"),
     "noise": ("max_noise", "max"), "aspect": ("min_aspect", "min"),
     "template_corr": ("min_template_corr", "min"), "orientation": ("rot180_margin", "abs"),
-    "dup_similarity": ("dup_fine_threshold", "max"),
+    "dup_similarity": ("dup_threshold", "min"),
 }
 
 WORK_HEIGHT = 256   # height of the working copy for sharpness and orientation
@@ -88,9 +88,9 @@ class AuditConfig:
     text_min_contrast: float = 0.3   # of the full range
     text_border: float = 0.15        # search band at each edge (fraction of the frame)
     # near duplicates (pipeline.audit.duplicates)
-    dup_coarse_threshold: float = 0.8  # short list (pipeline.audit.duplicates)
-    dup_max_candidates: int = 8        # fine checks per image at most
-    dup_fine_threshold: float = 0.92
+    dup_candidate_threshold: float = 0.5  # layout score a candidate pair needs (pipeline.audit.duplicates)
+    dup_max_candidates: int = 8           # confirmations per image at most
+    dup_threshold: float = 0.7            # similarity of the registered copies that makes a duplicate
     # cleaning
     trim_borders: bool = True
     trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median
@@ -392,12 +392,16 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig, 
     # near duplicates, compared upright
     idx = [i for i, m in enumerate(measured) if m.fingerprint is not None]
     fps = [measured[i].fingerprint.rotated180() if rows[i]["_rot"] else measured[i].fingerprint for i in idx]
-    labels, pairs = duplicates.group(fps, cfg.dup_coarse_threshold, cfg.dup_fine_threshold,
+    labels, pairs = duplicates.group(fps, cfg.dup_candidate_threshold, cfg.dup_threshold,
                                      cfg.dup_max_candidates, workers)
     best = collections.defaultdict(float)
-    for a, b, s in pairs:
-        best[idx[a]] = max(best[idx[a]], s)
-        best[idx[b]] = max(best[idx[b]], s)
+    links = collections.defaultdict(list)  # confirmed pairs: (other, mirrored?)
+    for a, b, m in pairs:
+        a, b = idx[a], idx[b]
+        best[a] = max(best[a], m.similarity)
+        best[b] = max(best[b], m.similarity)
+        links[a].append((b, m.kind == "flipped"))
+        links[b].append((a, m.kind == "flipped"))
     members = collections.defaultdict(list)
     for k, lab in enumerate(labels):
         members[idx[lab]].append(idx[k])
@@ -416,6 +420,17 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig, 
             rows[i]["dup_group"] = keeper
         for i in ordered[1:]:
             rows[i]["_reasons"].append("duplicate")
+        # mirrored against the kept member: along the confirmed pairs from it
+        mirrored, todo = {ordered[0]: False}, [ordered[0]]
+        while todo:
+            i = todo.pop()
+            for j, flip in links[i]:
+                if j not in mirrored:
+                    mirrored[j] = mirrored[i] != flip
+                    todo.append(j)
+        for i in ordered[1:]:
+            if mirrored.get(i):
+                rows[i]["_flags"].append("flipped_copy")
     for i, row in enumerate(rows):
         row["dup_similarity"] = best.get(i, "")
         row["verdict"] = "reject" if row["_reasons"] else "keep"

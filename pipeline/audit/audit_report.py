@@ -135,8 +135,52 @@ def render_html(rows: list[dict], cfg: AuditConfig, images: Path) -> str:
         if len(members) > cfg.gallery_per_reason:
             parts.append(f"<p>... and {len(members) - cfg.gallery_per_reason} more (audit.csv)</p>")
         parts.append("</div>")
+    parts += duplicate_groups_html(rows, cfg, images)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def duplicate_groups_html(rows: list[dict], cfg: AuditConfig, images: Path) -> list[str]:
+    """One row of thumbnails per duplicate group, the kept member first: each with its similarity (its
+    best confirmed match), its kind (copy or flipped copy of the kept member) and whether it is kept.
+    Groups of exact copies only (the same pixels from several files) have one member and say so."""
+    e = html.escape
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("dup_group"):
+            groups.setdefault(r["dup_group"], []).append(r)
+    if not groups:
+        return []
+    out = [f"<h2>Duplicate groups ({len(groups)})</h2><p>Near duplicates: layout candidates confirmed by "
+           f"keypoint registration; similarity = band-pass correlation of the registered copies "
+           f"(duplicate at &ge; {cfg.dup_threshold:g}). The kept member is first.</p>"]
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    for keeper, members in ordered[: cfg.gallery_per_reason]:
+        members = sorted(members, key=lambda r: (r["image_id"] != keeper, r["image_id"]))
+        sims = [_num(m.get("dup_similarity")) for m in members]
+        sims = [v for v in sims if v is not None]
+        files = sum(int(_num(m.get("n_files")) or 1) for m in members)
+        head = (f"similarity {min(sims):.3f}" + (f"-{max(sims):.3f}" if max(sims) > min(sims) + 5e-4 else "")
+                if sims else "exact copies only")
+        out.append(f"<h3 class='dupgroup'>group {e(keeper)}: {len(members)} images, {files} files, {head}</h3>"
+                   "<div class='grid'>")
+        for m in members:
+            try:
+                uri = thumbnail(images / f"{m['image_id']}.png")
+            except (OSError, ValueError):
+                uri = ""
+            img = f"<img alt='{e(m['image_id'])}' src='{uri}'>" if uri else "<i>unreadable</i>"
+            kept = m["image_id"] == keeper
+            kind = "flipped copy" if "flipped_copy" in m["flags"].split(";") else "copy"
+            sim = _num(m.get("dup_similarity"))
+            status = "<b>kept</b>" if kept and m["verdict"] == "keep" else ("kept member (rejected: " +
+                     e(m["reasons"]) + ")" if kept else "duplicate: " + kind)
+            out.append(f"<div class='card'>{img}{e(m['image_id'])}<br>{status}<br>similarity "
+                       f"{'-' if sim is None else f'{sim:.3f}'} | files {e(str(m.get('n_files', 1)))}</div>")
+        out.append("</div>")
+    if len(groups) > cfg.gallery_per_reason:
+        out.append(f"<p>... and {len(groups) - cfg.gallery_per_reason} more groups (audit.csv, dup_group)</p>")
+    return out
 
 
 def write_report(rows: list[dict], cfg: AuditConfig, images: Path, report_dir: Path, sizes=None) -> None:

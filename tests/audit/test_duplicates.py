@@ -1,71 +1,167 @@
+import math
+
 import cv2
 import numpy as np
 import pytest
 
 from pipeline.audit import duplicates
-from pipeline.demo import phantoms
 from pipeline.core import pngio
+from pipeline.demo import phantoms
 from pipeline.ingest.decode import decode_file
 
+THRESHOLD, CANDIDATE = 0.7, 0.5  # the audit's defaults (params.yaml audit.dup_threshold, dup_candidate_threshold)
 
-def _opg(i, h=256, w=512):
+
+def _opg(i, h=240, w=480):
     return phantoms.render_opg(np.random.default_rng([7, i]), h, w)[0]
 
 
-def _jpeg(img, quality=80):
-    ok, buf = cv2.imencode(".jpg", np.round(img * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+def _jpeg(img, quality=60):
+    ok, buf = cv2.imencode(".jpg", np.round(np.clip(img, 0, 1) * 255).astype(np.uint8),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
 
 
-def _near_copy(img, f=0.85, crop=(0.03, 0.02)):
+def _crop(img, l, t, r, b):
     h, w = img.shape
-    small = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-    cy, cx = int(small.shape[0] * crop[1]), int(small.shape[1] * crop[0])
-    return _jpeg(small[cy:, cx:])
+    return img[round(h * t):h - round(h * b), round(w * l):w - round(w * r)]
 
 
-def test_resized_cropped_reencoded_copy_is_grouped_and_others_are_not():
-    imgs = [_opg(i) for i in range(8)]
-    copies = [_near_copy(imgs[2]), _near_copy(imgs[5], 0.7, (0.0, 0.03))]
-    fps = [duplicates.fingerprint(x) for x in imgs + copies]
-    labels, pairs = duplicates.group(fps, 0.8, 0.92)
-    assert labels[8] == labels[2] == 2 and labels[9] == labels[5] == 5
-    assert len(set(labels)) == 8  # every other image alone
-    assert all(s >= 0.92 for _, _, s in pairs)
+def _scale(img, f):
+    h, w = img.shape
+    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
 
 
-def test_fine_checks_over_two_workers_give_the_same_groups():
+def _rotate(img, deg):
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), deg, 1.0)
+    return cv2.warpAffine(img, m, (w, h), borderValue=0)
+
+
+def _marks(img):
+    h, w = img.shape
+    ink = np.zeros((h, w), np.uint8)
+    for text, x, y in (("L", 0.92, 0.93), ("SE:1 IM:1", 0.02, 0.08), ("2019-03-14", 0.75, 0.08)):
+        cv2.putText(ink, text, (int(w * x), int(h * y)), cv2.FONT_HERSHEY_SIMPLEX, h / 400, 255, 1, cv2.LINE_AA)
+    return np.maximum(img, ink.astype(np.float32) / 255)
+
+
+def _to16_windowed(img):  # an 8-bit export re-windowed and stored as 16 bit
+    u16 = np.round(np.clip((img - 0.08) / 0.85, 0, 1) * 65535).astype(np.uint16)
+    return pngio.to_float01(u16)
+
+
+TRANSFORMS = {
+    "crop": lambda x: _crop(x, 0.10, 0.07, 0.04, 0.10),
+    "scale_down": lambda x: _scale(x, 0.5),
+    "scale_up": lambda x: _scale(x, 2.0),
+    "jpeg": lambda x: _jpeg(x, 50),
+    "bit_depth": lambda x: _to16_windowed(np.round(x * 255) / 255),
+    "gamma": lambda x: np.power(x, 1.8),
+    "brightness_contrast": lambda x: np.clip((x - 0.5) * 0.7 + 0.6, 0, 1),
+    "rotation": lambda x: _rotate(x, -3.0),
+    "marks_added": _marks,
+    "flip": lambda x: np.ascontiguousarray(x[:, ::-1]),
+    "combined": lambda x: _jpeg(np.power(_scale(_rotate(_crop(x, 0.06, 0.1, 0.1, 0.03), 2.5), 0.6), 0.7), 55),
+}
+
+
+@pytest.fixture(scope="module")
+def sources():
     imgs = [_opg(i) for i in range(6)]
-    fps = [duplicates.fingerprint(x) for x in imgs + [_near_copy(imgs[3])]]
-    one = duplicates.group(fps, 0.8, 0.92, workers=1)
-    two = duplicates.group(fps, 0.8, 0.92, workers=2)
+    return imgs, [duplicates.fingerprint(x) for x in imgs]
+
+
+@pytest.mark.parametrize("kind", list(TRANSFORMS))
+def test_planted_copy_is_grouped_with_its_source_only(sources, kind):
+    imgs, fps = sources
+    copy = TRANSFORMS[kind](imgs[2]).astype(np.float32)
+    labels, pairs = duplicates.group(fps + [duplicates.fingerprint(copy)], CANDIDATE, THRESHOLD)
+    assert labels[6] == labels[2] == 2, (kind, pairs)
+    assert len(set(labels)) == 6  # every other image alone
+    (i, j, m), = pairs
+    assert (i, j) == (2, 6) and m.similarity >= THRESHOLD
+    assert m.kind == ("flipped" if kind == "flip" else "copy")
+
+
+def test_burned_in_marks_on_the_source_removed_from_the_copy(sources):
+    imgs, fps = sources
+    marked = duplicates.fingerprint(_marks(imgs[4]))
+    clean = duplicates.fingerprint(_jpeg(_scale(imgs[4], 0.8), 70))
+    labels, _ = duplicates.group([marked, clean] + fps[:4], CANDIDATE, THRESHOLD)
+    assert labels[:2] == [0, 0] and len(set(labels)) == 5
+
+
+def test_distinct_phantoms_never_register(sources):
+    _, fps = sources
+    more = fps + [duplicates.fingerprint(_opg(i)) for i in range(6, 12)]
+    for i in range(len(more)):
+        for j in range(i + 1, len(more)):
+            assert duplicates.confirm(more[i], more[j]).similarity < THRESHOLD, (i, j)
+
+
+def test_turned_copy_matches_once_turned_back(sources):
+    imgs, fps = sources
+    turned = duplicates.fingerprint(np.ascontiguousarray(imgs[1][::-1, ::-1]))
+    m = duplicates.confirm(fps[1], turned.rotated180())
+    assert m.similarity > 0.95 and m.kind == "copy" and abs(m.rotation) < 1
+    # the turned fingerprint's layout is that of the upright image
+    assert float(turned.rotated180().query[0] @ fps[1].query[0]) > 0.95
+
+
+def test_candidate_pairs_are_capped_per_image_and_symmetric():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(16).astype(np.float32)
+    rows = np.stack([v + 0.05 * rng.standard_normal(16).astype(np.float32) for _ in range(20)])
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    q, g = rows[:, None, :], rows[:, None, :]
+    pairs = duplicates.candidate_pairs(q, g, 0.5, max_per_image=3)
+    assert pairs and all(i < j for i, j, _ in pairs)
+    assert len(pairs) <= 20 * 3
+    assert all(v >= 0.5 for *_, v in pairs)
+    assert duplicates.candidate_pairs(q[:1], g[:1], 0.5) == []
+    # the blocked path (archives too large for one score matrix): capped too, and every image's best
+    # partner is among the pairs of both paths
+    big = duplicates.candidate_pairs(q, g, 0.5, max_per_image=3, block=7, dense_limit=0)
+    assert len(big) <= 20 * 3
+    sim = rows @ rows.T
+    np.fill_diagonal(sim, -np.inf)
+    for found in (pairs, big):
+        keys = {(i, j) for i, j, _ in found}
+        assert all((min(i, int(b)), max(i, int(b))) in keys for i, b in enumerate(sim.argmax(axis=1)))
+
+
+def test_keypoint_words_rank_a_cropped_copy_first_among_look_alikes(sources):
+    imgs, fps = sources
+    copy = duplicates.fingerprint(_jpeg(TRANSFORMS["crop"](imgs[4]), 60))
+    mirrored = duplicates.fingerprint(np.ascontiguousarray(_crop(imgs[1], 0.08, 0.05, 0.03, 0.1)[:, ::-1]))
+    pairs = duplicates.word_pairs(fps + [copy, mirrored], max_per_image=1)
+    assert (4, 6) in {(i, j) for i, j, _ in pairs} and (1, 7) in {(i, j) for i, j, _ in pairs}
+
+
+def test_confirmations_over_two_workers_give_the_same_groups(sources):
+    imgs, fps = sources
+    fps = fps + [duplicates.fingerprint(TRANSFORMS["combined"](imgs[3]))]
+    one = duplicates.group(fps, CANDIDATE, THRESHOLD, workers=1)
+    two = duplicates.group(fps, CANDIDATE, THRESHOLD, workers=2)
     assert one == two
     assert one[0][6] == 3
 
 
-def test_turned_copy_matches_once_turned_back():
-    img = _opg(1)
-    a, b = duplicates.fingerprint(img), duplicates.fingerprint(img[::-1, ::-1].copy())
-    assert duplicates.fine_similarity(a, b.rotated180()) > 0.99
-    assert duplicates.fine_similarity(a, b) < 0.92
+def test_featureless_images_do_not_crash_and_do_not_match():
+    flat = duplicates.fingerprint(np.full((200, 400), 0.5, np.float32))
+    ramp = duplicates.fingerprint(np.tile(np.linspace(0, 1, 400, dtype=np.float32), (200, 1)))
+    assert duplicates.confirm(flat, ramp).similarity == 0.0
+    assert duplicates.confirm(flat, flat).similarity == 0.0
+    labels, pairs = duplicates.group([flat, ramp], CANDIDATE, THRESHOLD)
+    assert labels == [0, 1] and pairs == []
 
 
-def test_candidate_pairs_are_capped_per_image():
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal(16).astype(np.float32)
-    coarse = np.stack([v + 0.01 * rng.standard_normal(16).astype(np.float32) for _ in range(20)])
-    coarse /= np.linalg.norm(coarse, axis=1, keepdims=True)
-    pairs = duplicates.candidate_pairs(coarse, 0.5, max_per_image=3)
-    assert pairs and all(i < j for i, j, _ in pairs)
-    assert len(pairs) <= 20 * 3
-    assert duplicates.candidate_pairs(coarse[:1], 0.5) == []
-
-
-def test_real_opg_resized_reencoded_copy_is_grouped(opg_dev):
-    paths = sorted((opg_dev / "images").iterdir())[::6]
+def test_real_opgs_combined_copy_grouped_and_distinct_patients_apart(opg_dev):
+    paths = sorted((opg_dev / "images").iterdir())[::5]
     imgs = [pngio.to_float01(decode_file(p, "test").pixels) for p in paths]
-    copy = _jpeg(cv2.resize(imgs[1], None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA), 75)
+    copy = TRANSFORMS["combined"](imgs[1]).astype(np.float32)
     fps = [duplicates.fingerprint(x) for x in imgs + [copy]]
-    labels, _ = duplicates.group(fps, 0.8, 0.92)
+    labels, _ = duplicates.group(fps, CANDIDATE, THRESHOLD)
     assert labels[-1] == labels[1]
     assert len(set(labels)) == len(imgs)
