@@ -41,6 +41,7 @@ class EvaluateConfig:
     max_images: int = 1000          # per set for the distribution metrics (seeded subsample; 0 = all)
     inception_weights: str = ""     # local torchvision inception_v3 state dict; empty: no FID/KID
     embed_max_side: int = 128       # resolution of the random-CNN features for precision/recall (long side)
+    embeddings: int = 3             # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
     swd: SWDConfig = field(default_factory=SWDConfig)
     c2st: C2STConfig = field(default_factory=C2STConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
@@ -53,6 +54,8 @@ class EvaluateConfig:
         bad = set(self.heldout_splits) - {"val", "test"}
         if bad or not self.heldout_splits:
             raise config.ConfigError(f"evaluate.heldout_splits must be val and/or test, got {self.heldout_splits}")
+        if self.embeddings < 1:
+            raise config.ConfigError(f"evaluate.embeddings must be at least 1, got {self.embeddings}")
 
 
 # ------------------------------------------------------------------------------ metric computation
@@ -76,14 +79,16 @@ def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateCon
     out["histogram_js"] = {"value": h["jensen_shannon"]}
     out["histogram_emd_percent"] = {"value": h["emd_percent"]}
     ecfg = C2STConfig(width=cfg.c2st.width, max_side=cfg.embed_max_side)
+    seeds = [seed + 3 + e for e in range(cfg.embeddings)]
     if "embed" not in cache:
-        cache["embed"] = embed(heldout, ecfg, seed + 3)
-    fr, fc = standardise(cache["embed"], embed(candidate, ecfg, seed + 3))
-    cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(fr) - 1, len(fc) - 1))
+        cache["embed"] = [embed(heldout, ecfg, s) for s in seeds]
+    cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(heldout) - 1, len(candidate) - 1))
     if cfg_k.k < 1:
         raise ValueError("precision/recall need at least two images per set")
-    for k, v in prdc(fr, fc, cfg_k).items():
-        out[k] = {"value": v, "k": cfg_k.k}
+    runs = [prdc(*standardise(er, embed(candidate, ecfg, s)), cfg_k) for er, s in zip(cache["embed"], seeds)]
+    for k in runs[0]:
+        vals = [r[k] for r in runs]  # one value per random embedding: the mean is reported, with its spread
+        out[k] = {"value": float(np.mean(vals)), "spread": float(np.std(vals)), "per_embedding": vals, "k": cfg_k.k}
     if inception is not None and "inception" not in cache:
         cache["inception"] = features(inception, heldout, cfg.fid.batch)
     for k, v in fid_kid(inception, heldout, candidate, cfg.fid, seed + 4, cache.get("inception")).items():
