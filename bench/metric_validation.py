@@ -169,6 +169,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one split per data set")
     ap.add_argument("--opg-dev", type=Path, default=OPG_DEV, help=f"the real OPGs (default {OPG_DEV})")
     args = ap.parse_args()
+    import torch  # reason: only to keep the small networks on one thread (two run slower on a shared machine)
+
+    torch.set_num_threads(1)
     cfg = EvaluateConfig()
     results = {}
     ph_splits = [1] if args.quick else [1, 2]

@@ -7,9 +7,13 @@ told apart, 1.0 = always told apart), the AUC of the pooled out-of-fold scores, 
 band that chance alone reaches with this many images. For reference, dentists told real from
 diffusion-made OPGs apart 68.5% of the time in a published reader study.
 
+The network sees the image together with two detail bands (a difference-of-Gaussians pyramid made
+at full size, :func:`bands`), so noise, blur and upsampling artefacts are one convolution from the
+decision; without them it let a checkerboard over real images pass almost as real.
+
 :func:`embed` gives a feature space that needs no download for :mod:`pipeline.metrics.prdc`: the same
-network, left at a fixed random initialisation (seeded), its pooled activations at every depth
-standardised later by the caller's reference set. Random convolutional embeddings are what
+network, left at a fixed random initialisation (seeded), one per band, its pooled activations at
+every depth standardised later by the caller's reference set. Random convolutional embeddings are what
 Naeem et al. 2020 recommend for images far from ImageNet; fixed weights keep every comparison of
 one evaluation in one space.
 """
@@ -18,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -66,7 +69,7 @@ class SmallCNN(nn.Module):
     """Four conv blocks (3x3, LeakyReLU, 2x2 average pool) on the image and its two detail bands
     (:func:`bands`); the mean and spread of every block's channels feed one linear logit, so image
     statistics at every scale are one step from the decision (a few dozen images suffice to learn
-    "blurred", "noisy" or "too bright"). ``in_channels`` 1 takes one prepared band as it is."""
+    "blurred", "noisy" or "too bright"). Input: :func:`prepare`'s three bands, or one of them."""
 
     def __init__(self, width: int = 16, in_channels: int = 3) -> None:
         super().__init__()
@@ -79,10 +82,8 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(2 * sum(chans[1:]), 1)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Activations of every block (before pooling) of images (n, 1, h, w) in [0, 1] (3 input
-        channels: the bands are made here) or of one band (1 input channel)."""
+        """Activations of every block (before pooling) of prepared bands (n, in_channels, h, w)."""
         out = []
-        x = bands(x) if self.in_channels == 3 else x
         for i, block in enumerate(self.blocks):
             x = block(x)
             out.append(x)
@@ -101,16 +102,25 @@ class SmallCNN(nn.Module):
 
 
 def prepare(images: np.ndarray, max_side: int) -> torch.Tensor:
-    """(n, H, W) in [0, 1] -> (n, 1, h, w) float tensor, area-downsampled to ``max_side``."""
+    """(n, H, W) in [0, 1] -> (n, 3, h, w) float tensor of the :func:`bands`, made at full size and
+    then area-downsampled so the long side is at most ``max_side``. Downsampled, a detail band
+    becomes its local RMS (the square root of the area-averaged square): averaging the signed band
+    would cancel exactly the fine structure it is there to show (a 2 x 2 checkerboard averages to
+    nothing), its energy does not."""
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or len(images) == 0:
         raise ValueError(f"expected a non-empty stack (n, H, W), got shape {images.shape}")
     h, w = images.shape[1:]
     f = max(h, w) / max_side
-    if f > 1:
-        size = (max(8, round(w / f)), max(8, round(h / f)))
-        images = np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images])
-    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    size = (max(8, round(h / f)), max(8, round(w / f))) if f > 1 else None
+    out = []
+    for k in range(0, len(images), 256):
+        b = bands(torch.from_numpy(np.ascontiguousarray(images[k:k + 256])).unsqueeze(1))
+        if size is not None:
+            b = torch.cat([F.interpolate(b[:, :1], size=size, mode="area"),
+                           F.interpolate(b[:, 1:] ** 2, size=size, mode="area").sqrt()], dim=1)
+        out.append(b)
+    return torch.cat(out)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -210,9 +220,9 @@ def embed(images: np.ndarray, cfg: C2STConfig, seed: int) -> np.ndarray:
         torch.manual_seed(seed * 3 + b)
         net = SmallCNN(cfg.width, in_channels=1).eval()
         out = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for k in range(0, len(x), 64):
-                feats = net.features(bands(x[k:k + 64])[:, b:b + 1])
+                feats = net.features(x[k:k + 64, b:b + 1])
                 out.append(torch.cat([net.pooled(feats), F.adaptive_avg_pool2d(feats[-1], (2, 4)).flatten(1)], dim=1))
         groups.append(torch.cat(out))
     return torch.cat(groups, dim=1).numpy().astype(np.float32)

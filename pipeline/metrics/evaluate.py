@@ -40,7 +40,7 @@ class EvaluateConfig:
     heldout_splits: list[str] = field(default_factory=lambda: ["val", "test"])  # real images never trained on
     max_images: int = 1000          # per set for the distribution metrics (seeded subsample; 0 = all)
     inception_weights: str = ""     # local torchvision inception_v3 state dict; empty: no FID/KID
-    embed_max_side: int = 128       # resolution of the random-CNN features for precision/recall (long side)
+    embed_max_side: int = 64        # resolution of the random-CNN features for precision/recall (long side)
     embeddings: int = 3             # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
     swd: SWDConfig = field(default_factory=SWDConfig)
     c2st: C2STConfig = field(default_factory=C2STConfig)
