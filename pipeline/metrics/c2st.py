@@ -229,7 +229,9 @@ def embed(images: np.ndarray, cfg: C2STConfig, seed: int) -> np.ndarray:
 
 
 def standardise(reference: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale every feature by the reference set's mean and std (so no feature dominates distances)."""
+    """Scale every feature by the reference set's mean and std (so no feature dominates distances),
+    in float64 (a nearly constant feature would otherwise carry float32 rounding into distances)."""
+    reference = np.asarray(reference, np.float64)
     mean = reference.mean(axis=0, keepdims=True)
     std = reference.std(axis=0, keepdims=True) + 1e-6
-    return [(a - mean) / std for a in (reference, *others)]
+    return [(np.asarray(a, np.float64) - mean) / std for a in (reference, *others)]

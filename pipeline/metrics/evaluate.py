@@ -60,24 +60,43 @@ class EvaluateConfig:
 
 # ------------------------------------------------------------------------------ metric computation
 def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed: int,
-                    inception=None, cache: dict | None = None) -> dict:
+                    inception=None, cache: dict | None = None, only: set[str] | None = None) -> dict:
     """Every weight-free quality metric (and FID/KID) of ``candidate`` against ``heldout`` (both
-    (n, H, W) in [0, 1]). ``cache`` keeps held-out-only quantities between calls."""
+    (n, H, W) in [0, 1]). ``cache`` keeps held-out-only quantities between calls; ``only`` (metric
+    names) computes just the metrics needed for those (e.g. the report's headline)."""
     cache = {} if cache is None else cache
+    want = (lambda *names: True) if only is None else (lambda *names: bool(set(names) & set(only)))
     out: dict = {}
-    s = swd(heldout, candidate, cfg.swd, seed)
-    out["swd"] = {"value": s["mean"], "levels": s["levels"], "level_sizes": s["level_sizes"]}
-    c = c2st(heldout, candidate, cfg.c2st, seed + 1)
-    out["c2st_accuracy"] = {"value": c["accuracy"], "chance_band": c["chance_band"],
-                            "images_per_class": c["images_per_class"]}
-    out["c2st_auc"] = {"value": c["auc"]}
-    if "ms_ssim" not in cache:
-        cache["ms_ssim"] = mean_pairwise_ms_ssim(heldout, cfg.diversity, seed + 2)
-    d = diversity(heldout, candidate, cfg.diversity, seed + 2, reference_value=cache["ms_ssim"])
-    out["ms_ssim_gap"] = {"value": d["abs_gap"], "ms_ssim": d["ms_ssim"], "ms_ssim_real": d["ms_ssim_real"]}
-    h = histogram_distance(heldout, candidate, cfg.histogram)
-    out["histogram_js"] = {"value": h["jensen_shannon"]}
-    out["histogram_emd_percent"] = {"value": h["emd_percent"]}
+    if want("swd"):
+        s = swd(heldout, candidate, cfg.swd, seed)
+        out["swd"] = {"value": s["mean"], "levels": s["levels"], "level_sizes": s["level_sizes"]}
+    if want("c2st_accuracy", "c2st_auc"):
+        c = c2st(heldout, candidate, cfg.c2st, seed + 1)
+        out["c2st_accuracy"] = {"value": c["accuracy"], "chance_band": c["chance_band"],
+                                "images_per_class": c["images_per_class"]}
+        out["c2st_auc"] = {"value": c["auc"]}
+    if want("ms_ssim_gap"):
+        if "ms_ssim" not in cache:
+            cache["ms_ssim"] = mean_pairwise_ms_ssim(heldout, cfg.diversity, seed + 2)
+        d = diversity(heldout, candidate, cfg.diversity, seed + 2, reference_value=cache["ms_ssim"])
+        out["ms_ssim_gap"] = {"value": d["abs_gap"], "ms_ssim": d["ms_ssim"], "ms_ssim_real": d["ms_ssim_real"]}
+    if want("histogram_js", "histogram_emd_percent"):
+        h = histogram_distance(heldout, candidate, cfg.histogram)
+        out["histogram_js"] = {"value": h["jensen_shannon"]}
+        out["histogram_emd_percent"] = {"value": h["emd_percent"]}
+    if want("precision", "recall", "density", "coverage"):
+        out.update(_prdc(heldout, candidate, cfg, seed, cache))
+    if want("fid", "kid_x1e3"):
+        if inception is not None and "inception" not in cache:
+            cache["inception"] = features(inception, heldout, cfg.fid.batch)
+        for k, v in fid_kid(inception, heldout, candidate, cfg.fid, seed + 4, cache.get("inception")).items():
+            out[k] = {"value": v}
+    return out
+
+
+def _prdc(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed: int, cache: dict) -> dict:
+    """Precision, recall, density, coverage in ``cfg.embeddings`` random-CNN embeddings (seeds):
+    the mean is the value, with its spread (std) and every embedding's value."""
     ecfg = C2STConfig(width=cfg.c2st.width, max_side=cfg.embed_max_side)
     seeds = [seed + 3 + e for e in range(cfg.embeddings)]
     if "embed" not in cache:
@@ -86,13 +105,10 @@ def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateCon
     if cfg_k.k < 1:
         raise ValueError("precision/recall need at least two images per set")
     runs = [prdc(*standardise(er, embed(candidate, ecfg, s)), cfg_k) for er, s in zip(cache["embed"], seeds)]
+    out = {}
     for k in runs[0]:
-        vals = [r[k] for r in runs]  # one value per random embedding: the mean is reported, with its spread
+        vals = [r[k] for r in runs]
         out[k] = {"value": float(np.mean(vals)), "spread": float(np.std(vals)), "per_embedding": vals, "k": cfg_k.k}
-    if inception is not None and "inception" not in cache:
-        cache["inception"] = features(inception, heldout, cfg.fid.batch)
-    for k, v in fid_kid(inception, heldout, candidate, cfg.fid, seed + 4, cache.get("inception")).items():
-        out[k] = {"value": v}
     return out
 
 
