@@ -9,7 +9,8 @@ diffusion-made OPGs apart 68.5% of the time in a published reader study.
 
 The network sees the image together with two detail bands (a difference-of-Gaussians pyramid made
 at full size, :func:`bands`), so noise, blur and upsampling artefacts are one convolution from the
-decision; without them it let a checkerboard over real images pass almost as real.
+decision; without them it told a checkerboard over real OPGs from unseen real ones barely better
+than two real sets apart (0.64 against 0.60 on one split of the 51 real OPGs at 36x64).
 
 :func:`embed` gives a feature space that needs no download for :mod:`pipeline.metrics.prdc`: the same
 network, left at a fixed random initialisation (seeded), one per band, its pooled activations at

@@ -103,17 +103,17 @@ BLIND_SPOTS = {
     "swd": "",
     "c2st_accuracy": "",
     "c2st_auc": "",
-    "ms_ssim_gap": "Measures variety only, not realism: pure noise of the right strength over the average "
-                   "radiograph, or real images zoomed or brightened, can score as well as real ones.",
-    "histogram_js": "Sees grey levels only, not where they are: a checkerboard over real images, or noise of the "
-                    "right strength over the average radiograph, can match real histograms.",
-    "histogram_emd_percent": "Sees grey levels only: a checkerboard, blur or noise over the average radiograph "
-                             "can score as well as real images.",
-    "precision": "Rates one real radiograph repeated as fully realistic and says nothing about variety; images "
-                 "near the average radiograph (noise over the mean image) can fall among real ones.",
-    "recall": "Widely scattered images (blotchy textures, noise) can reach many real radiographs without looking "
-              "like any.",
-    "density": "Fidelity only: says nothing about variety; near the average radiograph it can stay close to real.",
+    "ms_ssim_gap": "Measures variety only, not realism: real images brightened, zoomed in or overlaid with a "
+                   "checkerboard keep the variety of real images and scored as well as real ones.",
+    "histogram_js": "Compares grey levels only, not where they are: it ranked every simulated failure below real, "
+                    "but the right pixels in the wrong places would score as real.",
+    "histogram_emd_percent": "Sees only how far grey levels shift on average: noise, blur, checkerboards and noise "
+                             "over the average radiograph scored as well as real images.",
+    "precision": "Counts an image as realistic if it lands near any real radiograph: noise or blotches over the "
+                 "average radiograph, and one picture repeated, scored as high as real ones (on real OPGs).",
+    "recall": "Ranked every simulated failure below real, but widely scattered images can reach many real "
+              "radiographs without looking like any (coverage is the robust version).",
+    "density": "Realism only, says nothing about variety: one picture repeated scored close to real images.",
     "coverage": "",
     "fid": "ImageNet features of everyday photos: not validated on radiographs here.",
     "kid_x1e3": "ImageNet features of everyday photos: not validated on radiographs here.",

@@ -32,7 +32,8 @@ REAL = "real (unseen)"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _phantoms(rng, n):
+def _phantoms(n, seed):
+    rng = np.random.default_rng(seed)
     return np.stack([cv2.resize(render_opg(rng, 128, 256)[0], (W, H), interpolation=cv2.INTER_AREA)
                      for _ in range(n)]).astype(np.float32)
 
@@ -49,19 +50,20 @@ def _real_opgs(folder):
 @pytest.fixture(scope="module", params=["phantoms", "opg-dev"])
 def scored(request):
     """{candidate: headline metrics against a reference set} for unseen real images and every
-    failure mode (made from the unseen images, or the reference's mean image)."""
-    rng = np.random.default_rng(1)
+    failure mode (made from the unseen images, or the reference's mean image). The draws are those
+    of split 1 of bench/metric_validation.py, so its table shows these very numbers."""
+    seed = 1
     if request.param == "opg-dev":  # real radiographs (skips when ../shared is absent)
         real = _real_opgs(request.getfixturevalue("opg_dev"))
-        p = rng.permutation(len(real))
+        p = np.random.default_rng(seed).permutation(len(real))
         reference, unseen = real[p[:N]], real[p[N:]]
     else:
-        reference, unseen = _phantoms(rng, N), _phantoms(rng, N)
-    sets = {REAL: unseen, **failure_sets(reference, unseen, 3)}
+        reference, unseen = _phantoms(N, 100 + seed), _phantoms(N, 200 + seed)
+    sets = {REAL: unseen, **failure_sets(reference, unseen, seed)}
     cache, out = {}, {}
     for name, images in sets.items():
         t = time.perf_counter()
-        out[name] = quality_metrics(reference, images, CFG, 7, None, cache, only=set(HEADLINE))
+        out[name] = quality_metrics(reference, images, CFG, seed, None, cache, only=set(HEADLINE))
         print(f"\n[{request.param}] {name} ({time.perf_counter() - t:.1f} s): " + ", ".join(
             f"{k} {out[name][k]['value']:.3g}" for k in HEADLINE))
     return out
