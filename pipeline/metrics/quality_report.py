@@ -113,7 +113,8 @@ BLIND_SPOTS = {
                  "average radiograph, and one picture repeated, scored as high as real ones (on real OPGs).",
     "recall": "Ranked every simulated failure below real, but widely scattered images can reach many real "
               "radiographs without looking like any (coverage is the robust version).",
-    "density": "Realism only, says nothing about variety: one picture repeated scored close to real images.",
+    "density": "Realism only, says nothing about variety: one picture repeated scored close to real images "
+               "(0.78 against 0.80 on one split of real OPGs).",
     "coverage": "",
     "fid": "ImageNet features of everyday photos: not validated on radiographs here.",
     "kid_x1e3": "ImageNet features of everyday photos: not validated on radiographs here.",

@@ -69,6 +69,7 @@ def scored(request):
     return out
 
 
+@pytest.mark.slow   # 13 C2STs (the params' 5 folds x 15 epochs) per data set: ~1.5 min of CPU on phantoms
 @pytest.mark.parametrize("failure", FAILURE_MODES)
 def test_headline_metrics_rank_every_failure_below_real(scored, failure):
     real, bad = scored[REAL], scored[failure]
