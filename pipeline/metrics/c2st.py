@@ -7,9 +7,14 @@ told apart, 1.0 = always told apart), the AUC of the pooled out-of-fold scores, 
 band that chance alone reaches with this many images. For reference, dentists told real from
 diffusion-made OPGs apart 68.5% of the time in a published reader study.
 
+The network sees the image together with two detail bands (a difference-of-Gaussians pyramid made
+at full size, :func:`bands`), so noise, blur and upsampling artefacts are one convolution from the
+decision; without them it told a checkerboard over real OPGs from unseen real ones barely better
+than two real sets apart (0.64 against 0.60 on one split of the 51 real OPGs at 36x64).
+
 :func:`embed` gives a feature space that needs no download for :mod:`pipeline.metrics.prdc`: the same
-network, left at a fixed random initialisation (seeded), its pooled activations at every depth
-standardised later by the caller's reference set. Random convolutional embeddings are what
+network, left at a fixed random initialisation (seeded), one per band, its pooled activations at
+every depth standardised later by the caller's reference set. Random convolutional embeddings are what
 Naeem et al. 2020 recommend for images far from ImageNet; fixed weights keep every comparison of
 one evaluation in one space.
 """
@@ -18,7 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -38,14 +42,40 @@ class C2STConfig:
     device: str = "cpu"      # cpu | cuda | auto
 
 
-class SmallCNN(nn.Module):
-    """Four conv blocks (3x3, LeakyReLU, 2x2 average pool); the mean and spread of every block's
-    channels feed one linear logit, so image statistics at every scale are one step from the
-    decision (a few dozen images suffice to learn "blurred" or "too bright")."""
+BAND_GAIN = 4.0  # the detail bands are faint next to the image: scaled up to a comparable spread
 
-    def __init__(self, width: int = 16) -> None:
+
+def _binomial(x: torch.Tensor, times: int = 1) -> torch.Tensor:
+    """``times`` passes of the separable 5-tap binomial blur (sigma 1 px each), reflected edges."""
+    g = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype) / 16.0
+    c = x.shape[1]
+    for _ in range(times):
+        x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="reflect"), g.view(1, 1, 1, 5).repeat(c, 1, 1, 1), groups=c)
+        x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="reflect"), g.view(1, 1, 5, 1).repeat(c, 1, 1, 1), groups=c)
+    return x
+
+
+def bands(x: torch.Tensor) -> torch.Tensor:
+    """(n, 1, h, w) in [0, 1] -> (n, 3, h, w): the image (centred, 2x - 1), its fine detail band
+    (image minus a 1 px blur: edges, grain, noise, checkerboards) and its middle band (1 px blur
+    minus a 2 px blur: small structures such as tooth outlines and trabeculae), both x BAND_GAIN.
+    A difference-of-Gaussians pyramid at full resolution: noise, blur and artefacts change the
+    bands much more than the image, so a network that sees them sees fine structure directly."""
+    g1 = _binomial(x)
+    g2 = _binomial(g1, 3)
+    return torch.cat([x * 2.0 - 1.0, BAND_GAIN * (x - g1), BAND_GAIN * (g1 - g2)], dim=1)
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks (3x3, LeakyReLU, 2x2 average pool) on the image and its two detail bands
+    (:func:`bands`); the mean and spread of every block's channels feed one linear logit, so image
+    statistics at every scale are one step from the decision (a few dozen images suffice to learn
+    "blurred", "noisy" or "too bright"). Input: :func:`prepare`'s three bands, or one of them."""
+
+    def __init__(self, width: int = 16, in_channels: int = 3) -> None:
         super().__init__()
-        chans = [1, width, width * 2, width * 4, width * 4]
+        self.in_channels = in_channels
+        chans = [in_channels, width, width * 2, width * 4, width * 4]
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1), nn.LeakyReLU(0.2))
             for i in range(4))
@@ -53,9 +83,8 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(2 * sum(chans[1:]), 1)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Activations of every block (before pooling)."""
+        """Activations of every block (before pooling) of prepared bands (n, in_channels, h, w)."""
         out = []
-        x = x * 2.0 - 1.0
         for i, block in enumerate(self.blocks):
             x = block(x)
             out.append(x)
@@ -74,16 +103,25 @@ class SmallCNN(nn.Module):
 
 
 def prepare(images: np.ndarray, max_side: int) -> torch.Tensor:
-    """(n, H, W) in [0, 1] -> (n, 1, h, w) float tensor, area-downsampled to ``max_side``."""
+    """(n, H, W) in [0, 1] -> (n, 3, h, w) float tensor of the :func:`bands`, made at full size and
+    then area-downsampled so the long side is at most ``max_side``. Downsampled, a detail band
+    becomes its local RMS (the square root of the area-averaged square): averaging the signed band
+    would cancel exactly the fine structure it is there to show (a 2 x 2 checkerboard averages to
+    nothing), its energy does not."""
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or len(images) == 0:
         raise ValueError(f"expected a non-empty stack (n, H, W), got shape {images.shape}")
     h, w = images.shape[1:]
     f = max(h, w) / max_side
-    if f > 1:
-        size = (max(8, round(w / f)), max(8, round(h / f)))
-        images = np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images])
-    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    size = (max(8, round(h / f)), max(8, round(w / f))) if f > 1 else None
+    out = []
+    for k in range(0, len(images), 256):
+        b = bands(torch.from_numpy(np.ascontiguousarray(images[k:k + 256])).unsqueeze(1))
+        if size is not None:
+            b = torch.cat([F.interpolate(b[:, :1], size=size, mode="area"),
+                           F.interpolate(b[:, 1:] ** 2, size=size, mode="area").sqrt()], dim=1)
+        out.append(b)
+    return torch.cat(out)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -171,21 +209,30 @@ def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) ->
 
 
 def embed(images: np.ndarray, cfg: C2STConfig, seed: int) -> np.ndarray:
-    """Fixed random-CNN features (n, d): mean and std of every block's activations, plus the last
-    block's activations averaged over a 2 x 4 grid (where things are)."""
-    torch.manual_seed(seed)
-    net = SmallCNN(cfg.width).eval()
+    """Fixed random-CNN features (n, 3 d), one block of d columns per band of :func:`bands` (the
+    image, its fine and its middle detail band), each from its own seeded random network: mean and
+    std of every conv block's activations, plus the last block's activations averaged over a
+    2 x 4 grid (where things are). After :func:`standardise` every band weighs the same in a
+    distance, so a set with the right layout but wrong fine structure (noise over the mean image,
+    checkerboards, blur) lies as far from real images as one with the wrong layout."""
     x = prepare(images, cfg.max_side)
-    out = []
-    with torch.no_grad():
-        for k in range(0, len(x), 64):
-            feats = net.features(x[k:k + 64])
-            out.append(torch.cat([net.pooled(feats), F.adaptive_avg_pool2d(feats[-1], (2, 4)).flatten(1)], dim=1))
-    return torch.cat(out).numpy().astype(np.float32)
+    groups = []
+    for b in range(3):
+        torch.manual_seed(seed * 3 + b)
+        net = SmallCNN(cfg.width, in_channels=1).eval()
+        out = []
+        with torch.inference_mode():
+            for k in range(0, len(x), 64):
+                feats = net.features(x[k:k + 64, b:b + 1])
+                out.append(torch.cat([net.pooled(feats), F.adaptive_avg_pool2d(feats[-1], (2, 4)).flatten(1)], dim=1))
+        groups.append(torch.cat(out))
+    return torch.cat(groups, dim=1).numpy().astype(np.float32)
 
 
 def standardise(reference: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale every feature by the reference set's mean and std (so no feature dominates distances)."""
+    """Scale every feature by the reference set's mean and std (so no feature dominates distances),
+    in float64 (a nearly constant feature would otherwise carry float32 rounding into distances)."""
+    reference = np.asarray(reference, np.float64)
     mean = reference.mean(axis=0, keepdims=True)
     std = reference.std(axis=0, keepdims=True) + 1e-6
-    return [(a - mean) / std for a in (reference, *others)]
+    return [(np.asarray(a, np.float64) - mean) / std for a in (reference, *others)]

@@ -40,7 +40,8 @@ class EvaluateConfig:
     heldout_splits: list[str] = field(default_factory=lambda: ["val", "test"])  # real images never trained on
     max_images: int = 1000          # per set for the distribution metrics (seeded subsample; 0 = all)
     inception_weights: str = ""     # local torchvision inception_v3 state dict; empty: no FID/KID
-    embed_max_side: int = 128       # resolution of the random-CNN features for precision/recall (long side)
+    embed_max_side: int = 64        # resolution of the random-CNN features for precision/recall (long side)
+    embeddings: int = 3             # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
     swd: SWDConfig = field(default_factory=SWDConfig)
     c2st: C2STConfig = field(default_factory=C2STConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
@@ -53,41 +54,61 @@ class EvaluateConfig:
         bad = set(self.heldout_splits) - {"val", "test"}
         if bad or not self.heldout_splits:
             raise config.ConfigError(f"evaluate.heldout_splits must be val and/or test, got {self.heldout_splits}")
+        if self.embeddings < 1:
+            raise config.ConfigError(f"evaluate.embeddings must be at least 1, got {self.embeddings}")
 
 
 # ------------------------------------------------------------------------------ metric computation
 def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed: int,
-                    inception=None, cache: dict | None = None) -> dict:
+                    inception=None, cache: dict | None = None, only: set[str] | None = None) -> dict:
     """Every weight-free quality metric (and FID/KID) of ``candidate`` against ``heldout`` (both
-    (n, H, W) in [0, 1]). ``cache`` keeps held-out-only quantities between calls."""
+    (n, H, W) in [0, 1]). ``cache`` keeps held-out-only quantities between calls; ``only`` (metric
+    names) computes just the metrics needed for those (e.g. the report's headline)."""
     cache = {} if cache is None else cache
+    want = (lambda *names: True) if only is None else (lambda *names: bool(set(names) & set(only)))
     out: dict = {}
-    s = swd(heldout, candidate, cfg.swd, seed)
-    out["swd"] = {"value": s["mean"], "levels": s["levels"], "level_sizes": s["level_sizes"]}
-    c = c2st(heldout, candidate, cfg.c2st, seed + 1)
-    out["c2st_accuracy"] = {"value": c["accuracy"], "chance_band": c["chance_band"],
-                            "images_per_class": c["images_per_class"]}
-    out["c2st_auc"] = {"value": c["auc"]}
-    if "ms_ssim" not in cache:
-        cache["ms_ssim"] = mean_pairwise_ms_ssim(heldout, cfg.diversity, seed + 2)
-    d = diversity(heldout, candidate, cfg.diversity, seed + 2, reference_value=cache["ms_ssim"])
-    out["ms_ssim_gap"] = {"value": d["abs_gap"], "ms_ssim": d["ms_ssim"], "ms_ssim_real": d["ms_ssim_real"]}
-    h = histogram_distance(heldout, candidate, cfg.histogram)
-    out["histogram_js"] = {"value": h["jensen_shannon"]}
-    out["histogram_emd_percent"] = {"value": h["emd_percent"]}
+    if want("swd"):
+        s = swd(heldout, candidate, cfg.swd, seed)
+        out["swd"] = {"value": s["mean"], "levels": s["levels"], "level_sizes": s["level_sizes"]}
+    if want("c2st_accuracy", "c2st_auc"):
+        c = c2st(heldout, candidate, cfg.c2st, seed + 1)
+        out["c2st_accuracy"] = {"value": c["accuracy"], "chance_band": c["chance_band"],
+                                "images_per_class": c["images_per_class"]}
+        out["c2st_auc"] = {"value": c["auc"]}
+    if want("ms_ssim_gap"):
+        if "ms_ssim" not in cache:
+            cache["ms_ssim"] = mean_pairwise_ms_ssim(heldout, cfg.diversity, seed + 2)
+        d = diversity(heldout, candidate, cfg.diversity, seed + 2, reference_value=cache["ms_ssim"])
+        out["ms_ssim_gap"] = {"value": d["abs_gap"], "ms_ssim": d["ms_ssim"], "ms_ssim_real": d["ms_ssim_real"]}
+    if want("histogram_js", "histogram_emd_percent"):
+        h = histogram_distance(heldout, candidate, cfg.histogram)
+        out["histogram_js"] = {"value": h["jensen_shannon"]}
+        out["histogram_emd_percent"] = {"value": h["emd_percent"]}
+    if want("precision", "recall", "density", "coverage"):
+        out.update(_prdc(heldout, candidate, cfg, seed, cache))
+    if want("fid", "kid_x1e3"):
+        if inception is not None and "inception" not in cache:
+            cache["inception"] = features(inception, heldout, cfg.fid.batch)
+        for k, v in fid_kid(inception, heldout, candidate, cfg.fid, seed + 4, cache.get("inception")).items():
+            out[k] = {"value": v}
+    return out
+
+
+def _prdc(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed: int, cache: dict) -> dict:
+    """Precision, recall, density, coverage in ``cfg.embeddings`` random-CNN embeddings (seeds):
+    the mean is the value, with its spread (std) and every embedding's value."""
     ecfg = C2STConfig(width=cfg.c2st.width, max_side=cfg.embed_max_side)
+    seeds = [seed + 3 + e for e in range(cfg.embeddings)]
     if "embed" not in cache:
-        cache["embed"] = embed(heldout, ecfg, seed + 3)
-    fr, fc = standardise(cache["embed"], embed(candidate, ecfg, seed + 3))
-    cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(fr) - 1, len(fc) - 1))
+        cache["embed"] = [embed(heldout, ecfg, s) for s in seeds]
+    cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(heldout) - 1, len(candidate) - 1))
     if cfg_k.k < 1:
         raise ValueError("precision/recall need at least two images per set")
-    for k, v in prdc(fr, fc, cfg_k).items():
-        out[k] = {"value": v, "k": cfg_k.k}
-    if inception is not None and "inception" not in cache:
-        cache["inception"] = features(inception, heldout, cfg.fid.batch)
-    for k, v in fid_kid(inception, heldout, candidate, cfg.fid, seed + 4, cache.get("inception")).items():
-        out[k] = {"value": v}
+    runs = [prdc(*standardise(er, embed(candidate, ecfg, s)), cfg_k) for er, s in zip(cache["embed"], seeds)]
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        out[k] = {"value": float(np.mean(vals)), "spread": float(np.std(vals)), "per_embedding": vals, "k": cfg_k.k}
     return out
 
 

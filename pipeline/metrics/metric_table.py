@@ -18,3 +18,9 @@ METRICS = {
     "kid_x1e3": ("lower", "quality"),
     "near_copy_share": ("lower", "privacy"),
 }
+
+# The metrics the quality report's overall verdict rests on: those that ranked every failure mode
+# of pipeline.metrics.failures (noise, blur, noise over the mean image at four strengths, blotchy
+# texture, wrong scale, one mode, checkerboard) worse than unseen real images, on phantoms and on
+# real OPGs, in every split of bench/metric_validation.py (reports/bench/metric_validation.md).
+HEADLINE = ("swd", "c2st_accuracy", "c2st_auc", "coverage")

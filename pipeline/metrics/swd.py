@@ -5,9 +5,14 @@ image, draw 7x7 patches at random places of each level, and compare the two sets
 level with the sliced Wasserstein distance (random 1-D projections, sorted and matched). The finest
 level judges sharpness and noise, the coarsest the layout and grey levels.
 
-Two changes for radiographs: one channel instead of RGB, and the patches of *both* sets are
+Three changes for radiographs: one channel instead of RGB, and the patches of *both* sets are
 standardised with the statistics of the reference set (ProGAN standardises each set with its own,
-which would hide a global brightness or contrast error, one of the faults we must catch).
+which would hide a global brightness or contrast error, one of the faults we must catch); and
+both sets are read at the same random places (common random numbers), which takes the sampling
+noise of the patch positions out of the comparison: with independent places, one set against
+itself scored almost as much as two different real sets (39 vs 41 on 24 phantoms at 64x128, 2048
+patches per level; with common places 0 vs 35), so the real-vs-real reference measured mostly the
+sampler rather than the radiographs.
 Distances are multiplied by 1e3, as in ProGAN. Lower is better; 0 for identical distributions.
 """
 from __future__ import annotations
@@ -45,16 +50,18 @@ def _pyramids(images: np.ndarray, min_size: int) -> list[np.ndarray]:
     return [np.stack([p[k] for p in pyrs]) for k in range(len(pyrs[0]))]
 
 
-def _patches(level: np.ndarray, n: int, patch: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random patch x patch windows from the stack ``level`` (N, h, w) -> (n, patch*patch)."""
+def _patches(level: np.ndarray, where: tuple[np.ndarray, np.ndarray, np.ndarray], patch: int) -> np.ndarray:
+    """The patch x patch windows of the stack ``level`` (N, h, w) at ``where`` = (image fraction in
+    [0, 1), row fraction, column fraction), one per draw -> (n, patch*patch)."""
     count, h, w = level.shape
     if h < patch or w < patch:
         raise ValueError(f"pyramid level {h}x{w} is smaller than the {patch}x{patch} patch")
-    idx = rng.integers(0, count, n)
-    ys = rng.integers(0, h - patch + 1, n)
-    xs = rng.integers(0, w - patch + 1, n)
+    u, fy, fx = where
+    idx = (u * count).astype(np.int64)
+    ys = (fy * (h - patch + 1)).astype(np.int64)
+    xs = (fx * (w - patch + 1)).astype(np.int64)
     oy, ox = np.mgrid[0:patch, 0:patch]
-    return level[idx[:, None, None], ys[:, None, None] + oy, xs[:, None, None] + ox].reshape(n, -1)
+    return level[idx[:, None, None], ys[:, None, None] + oy, xs[:, None, None] + ox].reshape(len(u), -1)
 
 
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: int, repeats: int,
@@ -86,8 +93,12 @@ def swd(reference: np.ndarray, candidate: np.ndarray, cfg: SWDConfig, seed: int)
     cand_levels = _pyramids(candidate, cfg.min_size)
     out, sizes = [], []
     for ref, cand in zip(ref_levels, cand_levels):
-        pr = _patches(ref, cfg.patches_per_level, cfg.patch, rng)
-        pc = _patches(cand, cfg.patches_per_level, cfg.patch, rng)
+        # common random numbers: both sets are read at the same places (and at the same ranks of
+        # their image lists), so the sampling noise of *where* patches are taken cancels; one set
+        # against itself scores exactly 0 and two real samples differ only by their images
+        where = tuple(rng.random(cfg.patches_per_level) for _ in range(3))
+        pr = _patches(ref, where, cfg.patch)
+        pc = _patches(cand, where, cfg.patch)
         mean = pr.mean(axis=0, keepdims=True)
         std = float(pr.std()) + 1e-8  # one scale for all pixels of a patch keeps its shape
         out.append(1e3 * sliced_wasserstein((pr - mean) / std, (pc - mean) / std,

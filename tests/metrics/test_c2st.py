@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics.c2st import C2STConfig, auc, c2st, embed, standardise
+from pipeline.metrics.c2st import C2STConfig, auc, c2st, embed, prepare, standardise, BAND_GAIN
 from pipeline.demo.phantoms import render_opg
 
 
@@ -56,5 +56,20 @@ def test_embedding_is_seeded_and_standardised(sets):
     ra, rb = standardise(e1, eb)
     assert np.allclose(ra.mean(0), 0, atol=1e-4)
     # the other set is scaled by the reference's statistics, not its own
-    assert np.allclose(rb, (eb - e1.mean(0)) / (e1.std(0) + 1e-6))
+    e64 = e1.astype(np.float64)
+    assert np.allclose(rb, (eb - e64.mean(0)) / (e64.std(0) + 1e-6))
     assert not np.allclose(rb.mean(0), 0, atol=1e-2)
+
+
+def test_prepare_makes_bands_and_keeps_fine_detail_when_downsampling(sets):
+    a, _ = sets                                   # 64 x 128 phantoms
+    checker = np.where((np.indices(a.shape[1:]).sum(0) % 2) == 0, 0.03, -0.03).astype(np.float32)
+    clean, art = prepare(a, 64), prepare(a + checker, 64)
+    assert clean.shape == (len(a), 3, 32, 64)
+    # the image band barely changes (the checkerboard averages out); the fine band is its local RMS, so
+    # the checkerboard's energy (0.03 x gain 4) adds in quadrature to the phantoms' own grain
+    assert torch.allclose(clean[:, 0], art[:, 0], atol=1e-3)
+    expected = torch.sqrt(clean[:, 1] ** 2 + (0.03 * BAND_GAIN) ** 2).mean()
+    assert art[:, 1].mean() > 1.25 * clean[:, 1].mean() and abs(art[:, 1].mean() - expected) < 0.2 * expected
+    full = prepare(a, 128)                        # no downsampling: the signed bands as they are
+    assert full.shape == (len(a), 3, 64, 128) and full[:, 1].min() < 0

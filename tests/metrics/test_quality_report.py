@@ -13,7 +13,8 @@ from pipeline.core.layout import Layout
 from pipeline.metrics.evaluate import METRICS
 from pipeline.metrics.fid import NOT_COMPUTED
 from pipeline.demo.phantoms import render_opg
-from pipeline.metrics.quality_report import render, verdict, write_report
+from pipeline.metrics.metric_table import HEADLINE
+from pipeline.metrics.quality_report import BLIND_SPOTS, overall_verdict, render, verdict, write_report
 from tests.browser import screenshot
 
 
@@ -85,3 +86,25 @@ def test_report_without_optional_inputs(tmp_path):
     text = render({"wide": {"swd": {"value": 1.0, "reference": 1.0, "better": "lower", "kind": "quality"}}},
                   Layout(tmp_path), None, None)
     assert "Images not available" in text and "No training log found" in text
+
+
+def test_overall_verdict_rests_on_the_headline_metrics_only():
+    good = {name: {"value": 0.5, "reference": 0.5, "better": METRICS[name][0]} for name in METRICS}
+    assert overall_verdict(good) == "as good as real"
+    fooled = dict(good, precision={"value": 0.2, "reference": 0.9, "better": "higher"})  # not a headline metric
+    assert "precision" not in HEADLINE and overall_verdict(fooled) == "as good as real"
+    bad = dict(good, c2st_accuracy={"value": 0.99, "reference": 0.5, "better": "lower"})
+    assert overall_verdict(bad) == "worse than real"
+    close = dict(good, swd={"value": 0.55, "reference": 0.5, "better": "lower"})
+    assert overall_verdict(close) == "close to real"
+    assert overall_verdict({"precision": good["precision"]}) == "not computed"
+
+
+def test_report_states_verdict_and_blind_spots(tmp_path):
+    m = {name: {"value": 0.9, "reference": 0.5, "better": better, "kind": kind}
+         for name, (better, kind) in METRICS.items()}
+    text = render({"wide": m}, Layout(tmp_path), None, None)
+    assert "Overall: <span class='bad'>worse than real</span>" in text and "headline" in text
+    for name in METRICS:   # every non-headline quality metric says what fools it, next to its number
+        if name not in HEADLINE and METRICS[name][1] == "quality":
+            assert BLIND_SPOTS[name] and BLIND_SPOTS[name].replace("'", "&#x27;") in text, name
