@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from pathlib import Path
 
 from bench.common import OUT
 from pipeline.core import atomic
 
-BENCHMARKS = ["preprocess", "train", "demo", "crop_fit"]
+BENCHMARKS = ["preprocess", "train", "demo", "crop_fit", "duplicates", "metric_validation", "quality"]
 
 
 def main() -> int:
