@@ -29,7 +29,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -285,11 +285,14 @@ def _trim_live_history(live_dir: Path, step: int) -> None:
 # ------------------------------------------------------------------------------------------ main
 def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
           split_csv: str | os.PathLike, out_dir: str | os.PathLike, *, stop_after: int | None = None,
-          images: torch.Tensor | None = None, progress: bool = True, threads: int | None = None) -> dict:
+          images: torch.Tensor | None = None, progress: bool = True, threads: int | None = None,
+          on_step: Callable[[int, torch.nn.Module], bool] | None = None) -> dict:
     """Train (or resume) one variant's GAN into ``out_dir``; returns a summary dict.
 
     ``stop_after`` ends the run after that many steps without exporting (as a kill would, for
-    tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
+    tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``on_step(step, ema_generator)``
+    is called after every generator step and ends the run (like ``stop_after``) when it returns True
+    (benchmarks: a wall-clock budget, snapshots); ``threads``: CPU threads in all
     (split between the ranks; None: torch's default). Neither changes the maths; the thread count
     changes float rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
     """
@@ -477,6 +480,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
             live.log_image(f"samples/{step:07d}.png", _sample_grid(ema.model, fixed_z))
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_checkpoint()
+        if on_step is not None and on_step(step, ema.model):
+            break
     bar.close()
 
     if rt.world > 1:
