@@ -7,7 +7,7 @@
 2. Both recipes train on the train split through the real training loop
    (:func:`pipeline.gan.train.train`) until ``--budget-s`` seconds of training have passed
    (evaluation pauses the clock); the EMA generator (ours) or the live one (baseline: no EMA) is
-   snapshotted at 1/3, 2/3 and all of the budget.
+   snapshotted ``--curve-points`` times (default: at 1/3, 2/3 and all of the budget).
 3. Each snapshot draws ``generate.n`` images with the generate stage's seeds (image i: seed
    ``generate.seed_base + i``, the same latents for both recipes as far as their z sizes allow) and
    is scored with the evaluate stage's metrics (:func:`pipeline.metrics.evaluate.quality_metrics`)
@@ -53,7 +53,6 @@ from pipeline.variants.letterbox import LetterboxConfig, run_letterbox
 from pipeline.variants.split import SplitConfig, read_split, run_split
 
 REPO = Path(__file__).resolve().parents[1]
-FRACTIONS = (1 / 3, 2 / 3, 1.0)
 METRIC_KEYS = ("swd", "c2st_accuracy", "c2st_auc", "precision", "recall", "density", "coverage", "ms_ssim_gap",
                "histogram_js")
 
@@ -104,22 +103,24 @@ def heldout_images(work: Path, name: str, splits: list[str]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- training
-def recipe(name: str, params: dict, seed_steps: int = 10**9) -> TrainConfig:
+def recipe(name: str, params: dict, changes: dict | None = None) -> TrainConfig:
     """The recipe as params.yaml (ours) or the earlier attempt (baseline) states it, with an endless
-    step count (the budget ends the run) and no checkpoints or sample grids (they cost time)."""
-    quiet = dict(steps=seed_steps, log_every=50, sample_every=10**9, checkpoint_every=10**9, keep_checkpoints=1,
+    step count (the budget ends the run), no checkpoints or sample grids (they cost time) and
+    ``changes`` (ablations, tests) on top."""
+    quiet = dict(steps=10**9, log_every=50, sample_every=10**9, checkpoint_every=10**9, keep_checkpoints=1,
                  device="cpu" if not torch.cuda.is_available() else "auto")
     if name == "baseline":
-        return TrainConfig.baseline_recipe(**quiet)
+        return TrainConfig.baseline_recipe(**{**quiet, **(changes or {})})
     ours = config.stage_config("train", TrainConfig, params)
-    return dataclasses.replace(ours, overrides={}, **quiet)
+    return dataclasses.replace(ours, overrides={}, **{**quiet, **(changes or {})})
 
 
 def train_budget(cfg: TrainConfig, images: torch.Tensor, h: int, w: int, seed: int, budget_s: float,
-                 scratch: Path, threads: int | None) -> list[dict]:
-    """Train for ``budget_s`` seconds of training; snapshots (step, seconds, generator copy) at FRACTIONS."""
+                 scratch: Path, threads: int | None, points: int = 3) -> list[dict]:
+    """Train for ``budget_s`` seconds of training; snapshots (step, seconds, generator copy) after
+    1/points, 2/points, .. of the budget."""
     snaps: list[dict] = []
-    marks = [f * budget_s for f in FRACTIONS]
+    marks = [budget_s * (k + 1) / points for k in range(points)]
     clock = {"elapsed": 0.0, "since": time.perf_counter()}
 
     def on_step(step: int, generator: torch.nn.Module) -> bool:
@@ -174,6 +175,10 @@ def side_by_side(blocks: list[dict], rows: int = 6, scale: int = 3) -> np.ndarra
     return np.hstack([np.hstack([p, np.full((height, 16), 255, np.uint8)]) for p in panels])
 
 
+def _points(runs: list[dict]) -> int:
+    return max(len(r["curve"]) for r in runs)
+
+
 def curves_png(runs: list[dict], groups: list[tuple[str, str]]) -> np.ndarray:
     """SWD / reference and C2ST accuracy against training seconds (median over seeds), per group."""
     W, H, pad = 360, 200, 36
@@ -189,7 +194,7 @@ def curves_png(runs: list[dict], groups: list[tuple[str, str]]) -> np.ndarray:
                 if not rs:
                     continue
                 pts = []
-                for k in range(len(FRACTIONS)):
+                for k in range(_points(rs)):
                     ts = [r["curve"][k]["seconds"] for r in rs if len(r["curve"]) > k]
                     vs = [r["curve"][k][metric] for r in rs if len(r["curve"]) > k]
                     if ts:
@@ -265,7 +270,7 @@ def summarise(runs: list[dict]) -> tuple[str, list[dict]]:
     for data, size in groups:
         for rec in ("ours", "baseline"):
             rs = [r for r in runs if (r["data"], r["size"], r["recipe"]) == (data, size, rec)]
-            for k in range(len(FRACTIONS)):
+            for k in range(_points(rs) if rs else 0):
                 pts = [r["curve"][k] for r in rs if len(r["curve"]) > k]
                 if pts:
                     curve_rows.append({"data": data, "size": size, "recipe": rec,
@@ -301,9 +306,9 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                 train_seed = seed + k
                 finals = {}
                 for rec in ("ours", "baseline"):   # interleaved: both see the same machine load
-                    cfg = recipe(rec, params)
+                    cfg = recipe(rec, params, args.ours if rec == "ours" else args.baseline)
                     snaps = train_budget(cfg, images, v.height, v.width, train_seed, args.budget_s,
-                                         work / "models" / f"{name}-{rec}-{k}", args.threads)
+                                         work / "models" / f"{name}-{rec}-{k}", args.threads, args.curve_points)
                     curve = []
                     for s in snaps:
                         syn = synthesise(s.pop("generator"), gcfg, n_syn)
@@ -337,10 +342,16 @@ def main(argv: list[str] | None = None) -> dict:
                     help="HxW[,HxW]: 16:9 sizes train on whole images, squares on the teeth crop (default 36x64,32x32)")
     ap.add_argument("--budget-s", type=float, default=60.0, help="training seconds per recipe and seed (default 60)")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
+    ap.add_argument("--curve-points", type=int, default=3,
+                    help="snapshots per run, evenly over the budget, for the curves (default 3; the last is the result)")
     ap.add_argument("--images", type=int, default=0, help="synthetic images per snapshot (default generate.n)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for training (default 1: on a shared CPU one thread is fastest; 0: all)")
     ap.add_argument("--workers", type=int, default=0, help="processes for the preprocessing stages (0: all cores)")
+    ap.add_argument("--ours", type=json.loads, default={}, metavar="JSON",
+                    help="changes to our recipe (params.yaml train), e.g. '{\"batch\": 16}' (ablations)")
+    ap.add_argument("--baseline", type=json.loads, default={}, metavar="JSON",
+                    help="changes to the baseline recipe (default none: as the earlier attempt ran it)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     ap.add_argument("--keep", action="store_true", help="keep the runs of other data folders already in quality.json")
@@ -365,7 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
         runs = [r for r in json.loads((out / "quality.json").read_text())["runs"] if r["data"] not in names] + runs
     table, verdicts = summarise(runs)
     payload = {"benchmark": "quality", "machine": machine(), "threads": args.threads,
-               "fractions": list(FRACTIONS), "verdicts": verdicts,
+               "ours_changes": args.ours, "baseline_changes": args.baseline,
+               "curve_points": args.curve_points, "verdicts": verdicts,
                "note": "same wall-clock training budget per recipe and seed (evaluation excluded); metrics of "
                        "pipeline.metrics.evaluate against the held-out split (val+test); reference = train vs held-out",
                "runs": runs}

@@ -72,6 +72,7 @@ class TrainConfig:
     diffaugment: str = "translation,cutout,brightness,contrast"   # empty: off
     hflip: bool = True
     ema_decay: float = 0.99
+    mean_init: bool = True           # resnet: the generator's output offset starts at the train set's mean image
     # logging and checkpoints (do not change results)
     log_every: int = 25
     sample_every: int = 100
@@ -106,9 +107,10 @@ class TrainConfig:
     def baseline_recipe(cls, **changes: Any) -> "TrainConfig":
         """The earlier attempt's recipe, for side-by-side runs: DCGAN architecture (features 64,
         z 100), Adam lr 1e-4 betas (0, 0.9), lambda 10, n_critic 5, batch 64, fp32, no DiffAugment,
-        no EMA (decay 0: the exported generator is the live one), no flips."""
+        no EMA (decay 0: the exported generator is the live one), no flips, no mean-image start."""
         recipe = dict(model="baseline", z_dim=100, features=64, lr=1e-4, lr_d=None, betas=[0.0, 0.9],
                       gp_lambda=10.0, n_critic=5, batch=64, diffaugment="", hflip=False, ema_decay=0.0,
+                      mean_init=False,
                       amp="off", channels_last="off", compile=False)
         return cls(**{**recipe, **changes})
 
@@ -315,6 +317,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     _seed_all(seed)
     mcfg = cfg.model_config()
     G = build_generator(mcfg, height, width)
+    if cfg.mean_init and hasattr(G, "init_mean"):   # before the EMA copy; a resumed run loads its own
+        G.init_mean(data)
     D = build_critic(mcfg, height, width)
     fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
     G.to(rt.device, memory_format=fmt)
