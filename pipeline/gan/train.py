@@ -61,7 +61,7 @@ class TrainConfig:
     critic_norm: Literal["none", "layer"] = "none"
     min_grid: int = 4
     # optimisation
-    steps: int = 350                 # generator steps
+    steps: int = 800                 # generator steps
     batch: int = 8                   # global batch (split across ranks)
     n_critic: int = 2
     lr: float = 5e-4                 # Adam learning rate of the generator (and of the critic unless lr_d)
@@ -69,7 +69,7 @@ class TrainConfig:
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
     gp_lambda: float = 10.0
     # data efficiency
-    diffaugment: str = "translation,cutout,brightness,contrast"   # empty: off
+    diffaugment: str = ""            # e.g. "translation,cutout,brightness,contrast"; empty: off
     hflip: bool = True
     ema_decay: float = 0.99
     mean_init: bool = True           # resnet: the generator's output offset starts at the train set's mean image
