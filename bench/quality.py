@@ -27,6 +27,7 @@ time, aggregates only) and the side-by-side picture (held-out real | ours | base
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -116,19 +117,22 @@ def recipe(name: str, params: dict, changes: dict | None = None) -> TrainConfig:
 
 
 def train_budget(cfg: TrainConfig, images: torch.Tensor, h: int, w: int, seed: int, budget_s: float,
-                 scratch: Path, threads: int | None, points: int = 3) -> list[dict]:
+                 scratch: Path, threads: int | None, points: int = 3, clock_kind: str = "cpu") -> list[dict]:
     """Train for ``budget_s`` seconds of training; snapshots (step, seconds, generator copy) after
-    1/points, 2/points, .. of the budget."""
+    1/points, 2/points, .. of the budget. ``clock_kind`` cpu: this process's CPU seconds (on a
+    shared machine the same compute for both recipes, whatever the other processes do; with one
+    torch thread, what the wall clock reads on an idle core); wall: elapsed seconds (a GPU)."""
+    now = time.process_time if clock_kind == "cpu" else time.perf_counter
     snaps: list[dict] = []
     marks = [budget_s * (k + 1) / points for k in range(points)]
-    clock = {"elapsed": 0.0, "since": time.perf_counter()}
+    clock = {"elapsed": 0.0, "since": now()}
 
     def on_step(step: int, generator: torch.nn.Module) -> bool:
-        clock["elapsed"] += time.perf_counter() - clock["since"]
+        clock["elapsed"] += now() - clock["since"]
         while marks and clock["elapsed"] >= marks[0]:
             marks.pop(0)
             snaps.append({"step": step, "seconds": clock["elapsed"], "generator": copy.deepcopy(generator).cpu()})
-        clock["since"] = time.perf_counter()   # the snapshot copy is not training time
+        clock["since"] = now()   # the snapshot copy is not training time
         return not marks
 
     train(cfg, "bench", h, w, seed, "", "", scratch, images=images, progress=False, threads=threads,
@@ -290,11 +294,18 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
     seed = config.seed(params)
     n_syn = args.images or gcfg.n
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = args.work / raw.name if args.work else Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="bench-quality-")))
         t0 = time.perf_counter()
-        variants = prepare(raw, work, params, args.size, args.workers)
-        log(f"{raw.name}: stages up to split in {time.perf_counter() - t0:.0f} s")
+        wanted = dict(variant_for(h, w) for h, w in args.size)
+        if args.work and (work / "data" / "split" / "split.csv").is_file() and all(
+                (work / "data" / "variants" / n / "images").is_dir() for n in wanted):
+            variants = wanted
+            log(f"{raw.name}: stages up to split reused from {work}")
+        else:
+            variants = prepare(raw, work, params, args.size, args.workers)
+            log(f"{raw.name}: stages up to split in {time.perf_counter() - t0:.0f} s")
         for name, v in variants.items():
             images, _ = load_train_images(work / "data" / "variants" / name / "images",
                                           work / "data" / "split" / "split.csv", v.height, v.width)
@@ -308,7 +319,7 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                 for rec in ("ours", "baseline"):   # interleaved: both see the same machine load
                     cfg = recipe(rec, params, args.ours if rec == "ours" else args.baseline)
                     snaps = train_budget(cfg, images, v.height, v.width, train_seed, args.budget_s,
-                                         work / "models" / f"{name}-{rec}-{k}", args.threads, args.curve_points)
+                                         work / "models" / f"{name}-{rec}-{k}", args.threads, args.curve_points, args.clock)
                     curve = []
                     for s in snaps:
                         syn = synthesise(s.pop("generator"), gcfg, n_syn)
@@ -337,11 +348,16 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--raw", type=Path, action="append", required=True, help="a folder of OPGs (repeatable)")
+    ap.add_argument("--raw", type=Path, action="append", default=[], help="a folder of OPGs (repeatable)")
+    ap.add_argument("--merge", type=Path, action="append", default=[],
+                    help="also report the runs of an earlier quality.json (e.g. two folders benchmarked in parallel)")
     ap.add_argument("--size", type=lambda s: [parse_size(p) for p in s.split(",")], default=[(36, 64), (32, 32)],
                     help="HxW[,HxW]: 16:9 sizes train on whole images, squares on the teeth crop (default 36x64,32x32)")
     ap.add_argument("--budget-s", type=float, default=60.0, help="training seconds per recipe and seed (default 60)")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
+                    help="what the budget counts: cpu = this process's CPU seconds (default on the CPU: a "
+                         "shared machine's load cannot shorten one recipe's run), wall = elapsed (default on CUDA)")
     ap.add_argument("--curve-points", type=int, default=3,
                     help="snapshots per run, evenly over the budget, for the curves (default 3; the last is the result)")
     ap.add_argument("--images", type=int, default=0, help="synthetic images per snapshot (default generate.n)")
@@ -352,13 +368,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="changes to our recipe (params.yaml train), e.g. '{\"batch\": 16}' (ablations)")
     ap.add_argument("--baseline", type=json.loads, default={}, metavar="JSON",
                     help="changes to the baseline recipe (default none: as the earlier attempt ran it)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="keep the stages' outputs in WORK/<folder name> and reuse them on the next run "
+                         "(default: a temp folder, removed)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     ap.add_argument("--keep", action="store_true", help="keep the runs of other data folders already in quality.json")
     args = ap.parse_args(argv)
+    if not args.raw and not args.merge:
+        ap.error("give --raw DIR (or --merge quality.json)")
     params = config.load_params(args.params)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     args.workers = config.workers(args.workers or None)
+    args.clock = args.clock or ("wall" if torch.cuda.is_available() else "cpu")
     t_start = time.time()
 
     def log(msg: str) -> None:
@@ -369,13 +391,15 @@ def main(argv: list[str] | None = None) -> dict:
         if not raw.is_dir():
             raise SystemExit(f"--raw {raw}: not a folder")
         runs += run_folder(raw, args, params, blocks, log)
+    for path in args.merge:
+        runs += json.loads(path.read_text())["runs"]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.keep and (out / "quality.json").is_file():
         names = {r["data"] for r in runs}
         runs = [r for r in json.loads((out / "quality.json").read_text())["runs"] if r["data"] not in names] + runs
     table, verdicts = summarise(runs)
-    payload = {"benchmark": "quality", "machine": machine(), "threads": args.threads,
+    payload = {"benchmark": "quality", "machine": machine(), "threads": args.threads, "clock": args.clock,
                "ours_changes": args.ours, "baseline_changes": args.baseline,
                "curve_points": args.curve_points, "verdicts": verdicts,
                "note": "same wall-clock training budget per recipe and seed (evaluation excluded); metrics of "
@@ -387,7 +411,8 @@ def main(argv: list[str] | None = None) -> dict:
     pictures = []
     if public:
         pngio.write_png8(out / "quality.png", side_by_side(public))
-        pictures.append(f"![real | ours | baseline](quality.png)")
+    if public or (out / "quality.png").is_file() and args.merge:
+        pictures.append("![held-out real | ours | baseline, same seeds](quality.png)")
     if private:   # real patients: never into the repository
         path = Path(tempfile.gettempdir()) / "bench-quality-private.png"
         pngio.write_png8(path, side_by_side(private))
@@ -398,9 +423,11 @@ def main(argv: list[str] | None = None) -> dict:
         with atomic.open_file(out / "quality_curves.png", "wb") as f:
             f.write(buf.tobytes())
         pictures.append("![SWD and C2ST against training time](quality_curves.png)")
-    head = (f"## quality\n\nSame wall-clock training budget for both recipes ({args.budget_s:g} s per run, "
+    head = (f"## quality\n\nSame training budget ({args.clock} seconds) for both recipes ({'/'.join(f'{b:g}' for b in sorted({r['budget_s'] for r in runs}))} s per run, "
             f"{args.threads or 'all'} torch thread(s), evaluation excluded), same train split, same held-out split "
-            f"(val+test) and evaluation seed; {max(r['synthetic_images'] for r in runs)} synthetic images per run. "
+            f"(val+test) and evaluation seed; {max(r['synthetic_images'] for r in runs)} synthetic images per run; "
+            f"the earlier recipe as it ran (changes: {args.baseline or 'none'}), ours as params.yaml states it "
+            f"(changes: {args.ours or 'none'}). "
             "Median [min-max] over training seeds. Targets: ours SWD <= 0.5x the baseline's (every seed) and "
             "a lower C2ST accuracy (every seed).\n\n")
     atomic.write_text(out / "quality.md", head + table + "\n\n" + "\n\n".join(pictures) + "\n")
