@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from bench import quality
 from pipeline.core import pngio
@@ -21,6 +22,7 @@ def _archive(folder, n: int, marker: bool) -> None:
         (folder / "ground_truth.csv").write_text("file\n")
 
 
+@pytest.mark.slow   # ~15 s on an idle core (8 evaluations); the test below is the quick one
 def test_quality_bench_runs_both_recipes_and_reports(tmp_path, one_torch_thread):
     raw = tmp_path / "phantoms"
     _archive(raw, 20, marker=True)
@@ -42,8 +44,9 @@ def test_quality_bench_runs_both_recipes_and_reports(tmp_path, one_torch_thread)
         assert 0.0 <= r["c2st_accuracy"] <= 1.0 and 0.0 <= r["precision"] <= 1.0
         assert [p["seconds"] for p in r["curve"]] == sorted(p["seconds"] for p in r["curve"])
         assert len(r["curve"]) == 2 and r["curve"][-1]["step"] == r["steps"]
-    # real-vs-real SWD is small next to an untrained-in-0.5-s generator's
-    assert all(r["swd"] > r["swd_reference"] for r in runs)
+    # real-vs-real SWD is small next to a DCGAN trained for half a second (ours starts from the
+    # mean image, so it may already be close)
+    assert all(r["swd"] > 2 * r["swd_reference"] for r in runs if r["recipe"] == "baseline")
     md = (out / "quality.md").read_text()
     assert "| phantoms | 18x32 | ours |" in md and "| phantoms | 18x32 | baseline |" in md
     assert (out / "quality.png").is_file() and (out / "quality_curves.png").is_file()
