@@ -186,7 +186,7 @@ def _points(runs: list[dict]) -> int:
 def curves_png(runs: list[dict], groups: list[tuple[str, str]]) -> np.ndarray:
     """SWD / reference and C2ST accuracy against training seconds (median over seeds), per group."""
     W, H, pad = 360, 200, 36
-    colours = {"ours": (40, 120, 220), "baseline": (60, 60, 60)}
+    colours = {"ours": (220, 120, 40), "baseline": (60, 60, 60)}   # BGR: blue, grey
     panels = []
     for data, size in groups:
         row = []
