@@ -114,11 +114,20 @@ class ResNetGenerator(nn.Module):
         self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1]) for i in range(n)])
         self.out_bn = nn.BatchNorm2d(ch[-1])
         self.out = nn.Conv2d(ch[-1], 1, 3, padding=1)
+        # a learned per-pixel offset before the tanh: zero, or the train set's mean image
+        # (:meth:`init_mean`), so that training starts from the archive's layout, not from grey
+        self.offset = nn.Parameter(torch.zeros(1, 1, height, width))
+
+    @torch.no_grad()
+    def init_mean(self, images: torch.Tensor) -> None:
+        """Start the offset at atanh(mean image) of ``images`` (n, 1, H, W) in [-1, 1]."""
+        mean = images.float().mean(dim=0, keepdim=True).clamp(-0.96, 0.96)
+        self.offset.copy_(torch.atanh(mean).to(self.offset.device))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.fc(z).view(z.shape[0], -1, self.h0, self.w0)
         x = self.blocks(x)
-        return torch.tanh(self.out(F.relu(self.out_bn(x))))
+        return torch.tanh(self.out(F.relu(self.out_bn(x))) + self.offset)
 
 
 class ResNetCritic(nn.Module):

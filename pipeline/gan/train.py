@@ -30,7 +30,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from tqdm import tqdm
@@ -61,7 +61,7 @@ class TrainConfig:
     critic_norm: Literal["none", "layer"] = "none"
     min_grid: int = 4
     # optimisation
-    steps: int = 350                 # generator steps
+    steps: int = 800                 # generator steps
     batch: int = 8                   # global batch (split across ranks)
     n_critic: int = 2
     lr: float = 5e-4                 # Adam learning rate of the generator (and of the critic unless lr_d)
@@ -69,9 +69,10 @@ class TrainConfig:
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
     gp_lambda: float = 10.0
     # data efficiency
-    diffaugment: str = "translation,cutout,brightness,contrast"   # empty: off
+    diffaugment: str = ""            # e.g. "translation,cutout,brightness,contrast"; empty: off
     hflip: bool = True
     ema_decay: float = 0.99
+    mean_init: bool = True           # resnet: the generator's output offset starts at the train set's mean image
     # logging and checkpoints (do not change results)
     log_every: int = 25
     sample_every: int = 100
@@ -110,9 +111,10 @@ class TrainConfig:
     def baseline_recipe(cls, **changes: Any) -> "TrainConfig":
         """The earlier attempt's recipe, for side-by-side runs: DCGAN architecture (features 64,
         z 100), Adam lr 1e-4 betas (0, 0.9), lambda 10, n_critic 5, batch 64, fp32, no DiffAugment,
-        no EMA (decay 0: the exported generator is the live one), no flips."""
+        no EMA (decay 0: the exported generator is the live one), no flips, no mean-image start."""
         recipe = dict(model="baseline", z_dim=100, features=64, lr=1e-4, lr_d=None, betas=[0.0, 0.9],
                       gp_lambda=10.0, n_critic=5, batch=64, diffaugment="", hflip=False, ema_decay=0.0,
+                      mean_init=False,
                       amp="off", channels_last="off", compile=False)
         return cls(**{**recipe, **changes})
 
@@ -164,11 +166,14 @@ class Nets:
         checkpoint.load_optimizer(self.opt_d, state["opt_d"])
 
 
-def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtime) -> Nets:
-    """Identical initial weights on every rank (same seed, built on the CPU), then on the device."""
+def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtime, data: torch.Tensor) -> Nets:
+    """Identical initial weights on every rank (same seed, built on the CPU), then on the device;
+    with ``mean_init`` the generator starts at ``data``'s mean image (a resumed run loads its own)."""
     checkpoint.seed_all(seed)
     mcfg = cfg.model_config()
     G = build_generator(mcfg, height, width)
+    if cfg.mean_init and hasattr(G, "init_mean"):   # before the EMA copy
+        G.init_mean(data)
     D = build_critic(mcfg, height, width)
     G.to(rt.device, memory_format=rt.memory_format)
     D.to(rt.device, memory_format=rt.memory_format)
@@ -274,16 +279,18 @@ def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fing
 def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
           split_csv: str | os.PathLike, out_dir: str | os.PathLike, *, stop_after: int | None = None,
           images: torch.Tensor | None = None, progress: bool = True, threads: int | None = None,
-          live: bool = True, sync_debug: Literal["warn", "error"] | None = None) -> dict:
+          live: bool = True, sync_debug: Literal["warn", "error"] | None = None,
+          on_step: Callable[[int, torch.nn.Module], bool] | None = None) -> dict:
     """Train (or resume) one variant's GAN into ``out_dir``; returns a summary dict.
 
     ``stop_after`` ends the run after that many steps without exporting (as a kill would, for
-    tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``threads``: CPU threads in all
-    (split between the ranks; None: torch's default); ``live``: write the DVCLive log;
-    ``sync_debug``: on CUDA, every training step after this process's first runs under
-    ``torch.cuda.set_sync_debug_mode`` (logging and checkpoints excluded). None of them changes
-    the maths; the thread count changes float rounding (gradients differ by ~1e-6), so
-    bit-identical reruns need the same count.
+    tests); ``images`` bypasses reading ``images_dir`` (benchmarks); ``on_step(step, ema_generator)``
+    is called after every generator step and ends the run (like ``stop_after``) when it returns True
+    (benchmarks: a wall-clock budget, snapshots); ``threads``: CPU threads in all (split between the
+    ranks; None: torch's default); ``live``: write the DVCLive log; ``sync_debug``: on CUDA, every
+    training step after this process's first runs under ``torch.cuda.set_sync_debug_mode`` (logging
+    and checkpoints excluded). None of them changes the maths; the thread count changes float
+    rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
     """
     rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, threads, tf32=cfg.tf32)
     out_dir = Path(out_dir)
@@ -298,7 +305,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     else:
         data, ids = images, [f"tensor-{images.shape[0]}"]
     fingerprint = _fingerprint(cfg, seed, height, width, ids)
-    nets = _build_nets(cfg, height, width, seed, rt)
+    nets = _build_nets(cfg, height, width, seed, rt, data)
     G, D = nets.G, nets.D
     G_run = torch.compile(G) if cfg.compile else G
     D_run = torch.compile(D) if cfg.compile else D   # the penalty's double backward uses eager D
@@ -381,6 +388,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
             log.samples(step, nets.ema.model, fixed_z)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save(ckpt_dir, step, nets, data_gen, fingerprint, resumes, cfg, rt, variant)
+        if on_step is not None and on_step(step, nets.ema.model):
+            break
     bar.close()
 
     if rt.world > 1:

@@ -82,3 +82,18 @@ def test_export_and_load_generator_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(Exception):
         load_generator(tmp_path / "bad.pt")
+
+
+def test_mean_init_starts_the_generator_at_the_train_mean():
+    """train.mean_init: with the last conv silenced, the generator draws the train set's mean image
+    (clamped to tanh's usable range), whatever z; without it, flat grey."""
+    torch.manual_seed(0)
+    g = build_generator(model_config(z_dim=8, features=4, max_features=16), 18, 32).eval()
+    images = torch.rand(10, 1, 18, 32) * 1.6 - 0.8
+    with torch.no_grad():
+        g.out.weight.zero_()
+        g.out.bias.zero_()
+        assert torch.allclose(g(torch.randn(3, 8)), torch.zeros(3, 1, 18, 32))
+        g.init_mean(images)
+        out = g(torch.randn(3, 8))
+    assert torch.allclose(out, images.mean(0, keepdim=True).expand(3, -1, -1, -1), atol=1e-5)
