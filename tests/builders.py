@@ -11,6 +11,7 @@ from pathlib import Path
 
 import csv
 
+import cv2
 import numpy as np
 import yaml
 
@@ -412,3 +413,93 @@ def hashlib_hex(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ tiny projects for train, evaluate, report
+def make_train_set(root: Path, n: int = 12, size=(16, 32), seed: int = 0) -> tuple[Path, Path]:
+    """n blob images of ``size`` + a split.csv with n train rows and 2 val rows (val files absent)."""
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    images.mkdir(parents=True)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rows = []
+    for i in range(n):
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        img = np.exp(-(((yy - cy) / (h / 4)) ** 2 + ((xx - cx) / (w / 6)) ** 2)).astype(np.float32)
+        pngio.write_png16(images / f"{i:016x}.png", img)
+        rows.append(f"{i:016x},train,g{i}")
+    rows += ["ffffffffffffff01,val,gv", "ffffffffffffff02,test,gt"]
+    split = root / "split.csv"
+    split.write_text("image_id,split,group\n" + "\n".join(rows) + "\n")
+    return images, split
+
+
+def make_report_project(root: Path) -> Path:
+    """A tiny project as the report reads it: variant ``wide`` (12 phantoms, 8 train / 4 test), 6 blurred
+    synthetic images (2 flagged near-copies), training curves, metrics.json and audit.json."""
+    from pipeline.metrics.evaluate import METRICS  # torch only for the tests that use it
+    from pipeline.metrics.fid import NOT_COMPUTED
+
+    rng = np.random.default_rng(3)
+    imgs = root / "data" / "variants" / "wide" / "images"
+    syn = root / "data" / "synthetic" / "wide" / "png16"
+    rows, near = [], []
+    for k in range(12):
+        iid = f"{k:016x}"
+        pngio.write_png16(imgs / f"{iid}.png", phantoms.render_opg(rng, 64, 128)[0])
+        rows.append({"image_id": iid, "split": "train" if k < 8 else "test", "group": iid})
+    for k in range(6):
+        pngio.write_png16(syn / f"syn_{k:06d}.png", cv2.GaussianBlur(phantoms.render_opg(rng, 64, 128)[0], (0, 0), 1.0))
+        near.append({"variant": "wide", "file": f"syn_{k:06d}.png", "nearest_train_id": rows[k]["image_id"],
+                     "distance": 0.01 * k + 0.02, "threshold": 0.05, "flagged": int(k < 2)})
+    (root / "data" / "split").mkdir(parents=True)
+    for path, data in ((root / "data" / "split" / "split.csv", rows), (root / "data" / "eval" / "nearest.csv", near)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(data[0]))
+            w.writeheader()
+            w.writerows(data)
+    live = root / "models" / "wide" / "live" / "plots" / "metrics"
+    live.mkdir(parents=True)
+    for name in ("loss_d", "wasserstein"):
+        (live / f"{name}.tsv").write_text("timestamp\tstep\t" + name + "\n" +
+                                          "".join(f"0\t{s}\t{np.sin(s / 5):.4f}\n" for s in range(0, 100, 10)))
+    metrics = {"wide": {name: {"value": NOT_COMPUTED if name in ("fid", "kid_x1e3") else 0.3 + i / 10,
+                               "reference": NOT_COMPUTED if name in ("fid", "kid_x1e3") else 0.3,
+                               "better": better, "kind": kind}
+                        for i, (name, (better, kind)) in enumerate(METRICS.items())}}
+    metrics["wide"]["images"] = {"synthetic": 6, "train": 8, "heldout": 4, "heldout_splits": ["test"]}
+    (root / "reports").mkdir()
+    (root / "reports" / "metrics.json").write_text(json.dumps(metrics))
+    (root / "reports" / "audit.json").write_text(json.dumps({"images": 70, "kept": 52, "rejected": {"blank": 3}}))
+    return root
+
+
+def make_eval_project(tmp_path: Path, plant_copies: int) -> Path:
+    """data/variants/wide/images + data/split/split.csv + data/synthetic/wide (a few planted copies)."""
+    from pipeline.gan.generate import GenerateConfig, generate  # torch only for the tests that use it
+    from pipeline.gan.models import build_generator, export_generator
+
+    rng = np.random.default_rng(5)
+    imgs = tmp_path / "data" / "variants" / "wide" / "images"
+    rows = []
+    for k in range(36):
+        iid = f"{k:016x}"
+        pngio.write_png16(imgs / f"{iid}.png", phantoms.render_opg(rng, 32, 64)[0])
+        rows.append({"image_id": iid, "split": "train" if k < 24 else ("val" if k < 30 else "test"), "group": iid})
+    (tmp_path / "data" / "split").mkdir(parents=True)
+    with open(tmp_path / "data" / "split" / "split.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image_id", "split", "group"])
+        w.writeheader()
+        w.writerows(rows)
+    import torch  # torch only for the tests that build a generator
+
+    torch.manual_seed(0)
+    mcfg = model_config(z_dim=8, features=4, max_features=8)
+    export_generator(tmp_path / "generator.pt", build_generator(mcfg, 32, 64), mcfg, step=0, variant="wide")
+    syn = tmp_path / "data" / "synthetic" / "wide"
+    generate(GenerateConfig(n=12), "wide", tmp_path / "generator.pt", syn, 32, 64, progress=False)
+    for k in range(plant_copies):   # the generator "memorised" training images 0..k-1
+        pngio.write_png16(syn / "png16" / f"syn_{k:06d}.png", pngio.read_png16(imgs / f"{rows[k]['image_id']}.png"))
+    return tmp_path

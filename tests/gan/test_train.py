@@ -18,6 +18,7 @@ from pipeline.core.config import ConfigError
 from pipeline.gan.models import load_generator
 from pipeline.gan.train import TrainConfig, checkpoints, train
 from pipeline.gan.trainset import load_train_images
+from tests import builders
 
 H, W = 16, 32
 TINY = dict(z_dim=8, features=4, max_features=16, batch=4, n_critic=2, log_every=2, sample_every=2,
@@ -27,28 +28,11 @@ TINY = dict(z_dim=8, features=4, max_features=16, batch=4, n_critic=2, log_every
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_dataset(root: Path, n: int = 12, size=(H, W), seed: int = 0) -> tuple[Path, Path]:
-    """n blob images of ``size`` + a split.csv with n train rows and 2 val rows (val files absent)."""
-    rng = np.random.default_rng(seed)
-    images = root / "images"
-    images.mkdir(parents=True)
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    rows = []
-    for i in range(n):
-        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
-        img = np.exp(-(((yy - cy) / (h / 4)) ** 2 + ((xx - cx) / (w / 6)) ** 2)).astype(np.float32)
-        pngio.write_png16(images / f"{i:016x}.png", img)
-        rows.append(f"{i:016x},train,g{i}")
-    rows += ["ffffffffffffff01,val,gv", "ffffffffffffff02,test,gt"]
-    split = root / "split.csv"
-    split.write_text("image_id,split,group\n" + "\n".join(rows) + "\n")
-    return images, split
 
 
 @pytest.fixture
 def dataset(tmp_path):
-    return make_dataset(tmp_path / "data")
+    return builders.make_train_set(tmp_path / "data")
 
 
 def run(cfg, out, dataset, **kw):
@@ -236,7 +220,7 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
 
     project = builders.copy_project(repo_root, tmp_path / "proj")
     variant = "full_16x9"
-    make_dataset(project / "data" / "variants" / variant, size=(H, W))
+    builders.make_train_set(project / "data" / "variants" / variant, size=(H, W))
     (project / "data" / "split").mkdir(parents=True)
     (project / "data" / "variants" / variant / "split.csv").rename(project / "data" / "split" / "split.csv")
     tiny = {f"train.{k}": v for k, v in TINY.items()}

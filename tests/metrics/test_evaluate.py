@@ -12,7 +12,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from pipeline.core import pngio
 from pipeline.core.layout import Layout
@@ -22,7 +21,7 @@ from pipeline.metrics.failures import FAILURE_MODES, failure_sets
 from pipeline.metrics.fid import NOT_COMPUTED
 from pipeline.metrics.metric_table import HEADLINE
 from pipeline.demo.phantoms import render_opg
-from tests.builders import model_config
+from tests import builders
 
 H, W = 36, 64      # the size the issue measured real OPGs at
 N = 25             # images per set
@@ -89,35 +88,10 @@ def test_headline_judges_fidelity_and_variety_and_is_what_the_bench_measured(rep
 
 
 # ---------------------------------------------------------------------------------- stage, end to end
-def _project(tmp_path, plant_copies: int):
-    """data/variants/wide/images + data/split/split.csv + data/synthetic/wide (a few planted copies)."""
-    from pipeline.gan.generate import GenerateConfig, generate
-    from pipeline.gan.models import build_generator, export_generator
-
-    rng = np.random.default_rng(5)
-    imgs = tmp_path / "data" / "variants" / "wide" / "images"
-    rows = []
-    for k in range(36):
-        iid = f"{k:016x}"
-        pngio.write_png16(imgs / f"{iid}.png", render_opg(rng, 32, 64)[0])
-        rows.append({"image_id": iid, "split": "train" if k < 24 else ("val" if k < 30 else "test"), "group": iid})
-    (tmp_path / "data" / "split").mkdir(parents=True)
-    with open(tmp_path / "data" / "split" / "split.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image_id", "split", "group"])
-        w.writeheader()
-        w.writerows(rows)
-    torch.manual_seed(0)
-    mcfg = model_config(z_dim=8, features=4, max_features=8)
-    export_generator(tmp_path / "generator.pt", build_generator(mcfg, 32, 64), mcfg, step=0, variant="wide")
-    syn = tmp_path / "data" / "synthetic" / "wide"
-    generate(GenerateConfig(n=12), "wide", tmp_path / "generator.pt", syn, 32, 64, progress=False)
-    for k in range(plant_copies):   # the generator "memorised" training images 0..k-1
-        pngio.write_png16(syn / "png16" / f"syn_{k:06d}.png", pngio.read_png16(imgs / f"{rows[k]['image_id']}.png"))
-    return tmp_path
 
 
 def test_evaluate_stage_writes_metrics_and_flags_copies(tmp_path):
-    root = _project(tmp_path, plant_copies=2)
+    root = builders.make_eval_project(tmp_path, plant_copies=2)
     cfg = EvaluateConfig(heldout_splits=["val", "test"], c2st=C2STConfig(epochs=3, folds=3))
     metrics = run_evaluate(cfg, ["wide"], seed=1, layout=Layout(root), workers=1)
     on_disk = json.loads((root / "reports" / "metrics.json").read_text())
@@ -140,7 +114,7 @@ def test_evaluate_stage_writes_metrics_and_flags_copies(tmp_path):
 
 
 def test_missing_synthetic_is_a_clear_error(tmp_path):
-    root = _project(tmp_path, plant_copies=0)
+    root = builders.make_eval_project(tmp_path, plant_copies=0)
     import shutil
     shutil.rmtree(root / "data" / "synthetic")
     with pytest.raises(FileNotFoundError, match="generate"):

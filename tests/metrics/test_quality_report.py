@@ -1,61 +1,24 @@
 """reports/quality.html renders in headless Chromium with its images visible, self-contained."""
 from __future__ import annotations
 
-import csv
-import json
 import re
 
 import cv2
 import numpy as np
 
-from pipeline.core import pngio
 from pipeline.core.layout import Layout
 from pipeline.metrics.evaluate import METRICS
 from pipeline.metrics.fid import NOT_COMPUTED
-from pipeline.demo.phantoms import render_opg
 from pipeline.metrics.metric_table import HEADLINE
 from pipeline.metrics.quality_report import BLIND_SPOTS, overall_verdict, render, verdict, write_report
 from tests.browser import screenshot
+from tests import builders
 
 
-def _project(root):
-    rng = np.random.default_rng(3)
-    imgs = root / "data" / "variants" / "wide" / "images"
-    syn = root / "data" / "synthetic" / "wide" / "png16"
-    rows, near = [], []
-    for k in range(12):
-        iid = f"{k:016x}"
-        pngio.write_png16(imgs / f"{iid}.png", render_opg(rng, 64, 128)[0])
-        rows.append({"image_id": iid, "split": "train" if k < 8 else "test", "group": iid})
-    for k in range(6):
-        pngio.write_png16(syn / f"syn_{k:06d}.png", cv2.GaussianBlur(render_opg(rng, 64, 128)[0], (0, 0), 1.0))
-        near.append({"variant": "wide", "file": f"syn_{k:06d}.png", "nearest_train_id": rows[k]["image_id"],
-                     "distance": 0.01 * k + 0.02, "threshold": 0.05, "flagged": int(k < 2)})
-    (root / "data" / "split").mkdir(parents=True)
-    for path, data in ((root / "data" / "split" / "split.csv", rows), (root / "data" / "eval" / "nearest.csv", near)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(data[0]))
-            w.writeheader()
-            w.writerows(data)
-    live = root / "models" / "wide" / "live" / "plots" / "metrics"
-    live.mkdir(parents=True)
-    for name in ("loss_d", "wasserstein"):
-        (live / f"{name}.tsv").write_text("timestamp\tstep\t" + name + "\n" +
-                                          "".join(f"0\t{s}\t{np.sin(s / 5):.4f}\n" for s in range(0, 100, 10)))
-    metrics = {"wide": {name: {"value": NOT_COMPUTED if name in ("fid", "kid_x1e3") else 0.3 + i / 10,
-                               "reference": NOT_COMPUTED if name in ("fid", "kid_x1e3") else 0.3,
-                               "better": better, "kind": kind}
-                        for i, (name, (better, kind)) in enumerate(METRICS.items())}}
-    metrics["wide"]["images"] = {"synthetic": 6, "train": 8, "heldout": 4, "heldout_splits": ["test"]}
-    (root / "reports").mkdir()
-    (root / "reports" / "metrics.json").write_text(json.dumps(metrics))
-    (root / "reports" / "audit.json").write_text(json.dumps({"images": 70, "kept": 52, "rejected": {"blank": 3}}))
-    return root
 
 
 def test_report_renders_with_images_visible(tmp_path):
-    root = _project(tmp_path)
+    root = builders.make_report_project(tmp_path)
     out = write_report(Layout(root), root / "reports" / "quality.html")
     text = out.read_text()
     assert not re.search(r"<script|https?://", text), "the page must be self-contained"
