@@ -185,9 +185,9 @@ def make_reader_study_project(root: Path, n_train: int = 8, n_val: int = 3, n_te
 
 
 # ------------------------------------------------------------------------------- a messy raw archive
-def _dicom_dataset(pixels: np.ndarray, markers: list[str], **tags):
-    """A grey DICOM data set with identifying tags carrying ``markers`` (consumed from the list's start)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+def sc_dataset():
+    """An empty Secondary Capture DICOM data set (explicit VR little endian, modality PX) to fill in."""
+    from pydicom.dataset import Dataset, FileMetaDataset  # pydicom only for the tests that write DICOM
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
     meta = FileMetaDataset()
@@ -199,6 +199,26 @@ def _dicom_dataset(pixels: np.ndarray, markers: list[str], **tags):
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "PX"
+    return ds
+
+
+def alive_pids(procs) -> list[int]:
+    """The pids of ``procs`` (psutil.Process) still running and not zombies."""
+    import psutil
+
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _dicom_dataset(pixels: np.ndarray, markers: list[str], **tags):
+    """A grey DICOM data set with identifying tags carrying ``markers`` (consumed from the list's start)."""
+    ds = sc_dataset()
     for kw in ("PatientName", "PatientID", "InstitutionName", "ReferringPhysicianName", "AccessionNumber",
                "StudyDescription", "PatientBirthDate"):
         value = markers.pop(0)

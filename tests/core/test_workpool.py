@@ -6,6 +6,7 @@ import os
 import cv2
 
 from pipeline.core import workpool
+from tests import builders
 
 
 def _square_and_pid(x: int) -> tuple[int, int, int]:
@@ -84,14 +85,7 @@ def test_workers_and_fork_server_die_with_their_parent(tmp_path):
         t0 = time.time()
 
         def alive():
-            out = []
-            for p in procs:
-                try:
-                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                        out.append(p.pid)
-                except psutil.NoSuchProcess:
-                    pass
-            return out
+            return builders.alive_pids(procs)
 
         while alive() and time.time() - t0 < 5:
             time.sleep(0.05)

@@ -6,24 +6,17 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, SecondaryCaptureImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from pipeline.ingest.decode import DecodeError, decode_file, sniff_format
+from tests import builders
 
 
 def dicom(path: Path, stored: np.ndarray, *, bits_stored=None, signed=False, photometric="MONOCHROME2",
           **tags) -> Path:
     """Write a minimal single-frame grey DICOM with the given stored values and tags."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "PX"
+    ds = builders.sc_dataset()
     ds.PatientID = "PID-SECRET-1"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

@@ -14,17 +14,6 @@ import pytest
 from tests import builders
 
 
-def _alive(procs):
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 @pytest.mark.slow
 def test_kill_9_of_the_stage_leaves_no_process_and_no_temp_folder(tmp_path, repo_root):
     raw = tmp_path / "raw"
@@ -60,9 +49,9 @@ def test_kill_9_of_the_stage_leaves_no_process_and_no_temp_folder(tmp_path, repo
         os.kill(stage.pid, signal.SIGKILL)  # the stage process alone, not its group
         stage.wait()
         t0 = time.time()
-        while _alive(family) and time.time() - t0 < 5:
+        while builders.alive_pids(family) and time.time() - t0 < 5:
             time.sleep(0.05)
-        left = _alive(family)
+        left = builders.alive_pids(family)
         print(f"\n{len(family)} processes under the stage; {len(left)} alive {time.time() - t0:.2f} s after kill -9")
         assert not left, f"processes left after kill -9: {left}"
         assert list((proj / "data").glob(".ingested.tmp-*")), "the killed run left its temp folder (to be removed)"
@@ -74,7 +63,7 @@ def test_kill_9_of_the_stage_leaves_no_process_and_no_temp_folder(tmp_path, repo
         manifest = (proj / "data" / "ingested" / "manifest.csv").read_text().splitlines()
         assert len(manifest) - 1 == 4 * 31
     finally:
-        for pid in _alive(family):
+        for pid in builders.alive_pids(family):
             os.kill(pid, signal.SIGKILL)
         if stage.poll() is None:
             stage.kill()
