@@ -224,7 +224,8 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     (project / "data" / "split").mkdir(parents=True)
     (project / "data" / "variants" / variant / "split.csv").rename(project / "data" / "split" / "split.csv")
     tiny = {f"train.{k}": v for k, v in TINY.items()}
-    builders.set_params(project, {**tiny, "train.steps": 60, "train.checkpoint_every": 4, "train.log_every": 4,
+    builders.set_params(project, {**tiny, "train.steps": 60, "train.overrides": {},   # no per-variant steps
+                                  "train.checkpoint_every": 4, "train.log_every": 4,
                             "train.sample_every": 100, f"variants.{variant}.height": H,
                             f"variants.{variant}.width": W})
     stage = f"train@{variant}"
