@@ -24,7 +24,7 @@ demo: install
 	dvc repro
 
 test: install
-	pytest
+	pytest --durations=25
 
 # the tests without the `slow` mark (end-to-end runs, dvc-driven copies): a few minutes on 2 cores
 test-fast: install

@@ -1,14 +1,14 @@
 """DVC stage `crop`: params `crop` + data/audit + data/ingested/manifest.csv -> data/crops/, reports/crops.html."""
-from pathlib import Path
 
 from pipeline.core import cli, config
+from pipeline.core.layout import Layout
 from pipeline.crop.crop import CropConfig, run_crop, summarise
 
 
 def main(params: dict) -> None:
     cfg = config.stage_config("crop", CropConfig, params)
-    rows = run_crop(cfg, Path("data/audit"), Path("data/ingested/manifest.csv"), Path("data/crops"),
-                    Path("reports/crops.html"))
+    lay = Layout()
+    rows = run_crop(cfg, lay.audit, lay.ingested_manifest, lay.crops, lay.crops_report)
     print(summarise(rows))
 
 

@@ -1,8 +1,8 @@
 """DVC stage `release`: params `release` -> data/release/<name>-<version>/ (+ .tar.gz), then verify it."""
 import sys
-from pathlib import Path
 
 from pipeline.core import cli, config
+from pipeline.core.layout import Layout
 from pipeline.release.provenance import Provenance, code_commit, read_lock
 from pipeline.release.release import ReleaseConfig, build_release
 from pipeline.release.verify_release import verify
@@ -10,8 +10,9 @@ from pipeline.release.verify_release import verify
 
 def main(params: dict) -> int:
     cfg = config.stage_config("release", ReleaseConfig, params)
-    bag = build_release(cfg, Path("data/synthetic"), Path("data/eval/nearest.csv"), Path("reports/metrics.json"),
-                        Path("data/release"), Provenance(code_commit(), read_lock(Path("dvc.lock"))),
+    lay = Layout()
+    bag = build_release(cfg, lay.synthetic(), lay.nearest_csv, lay.metrics_json, lay.release,
+                        Provenance(code_commit(), read_lock(lay.lock)),
                         {"variants": params.get("variants", {})})
     problems = verify(bag) + verify(bag.with_name(bag.name + ".tar.gz"))
     for p in problems:

@@ -3,9 +3,9 @@ models/V/ (checkpoints, generator.pt, live/). With `train.gpus` resolving to N >
 process becomes `torchrun --standalone --nproc_per_node=N -m stages.train V` (pipeline.gan.launch)."""
 import json
 import os
-from pathlib import Path
 
 from pipeline.core import cli, config
+from pipeline.core.layout import Layout
 from pipeline.gan import launch
 from pipeline.gan.train import TrainConfig, train
 
@@ -17,8 +17,9 @@ def main(params: dict, name: str) -> None:
         nproc = launch.processes(cfg.gpus, cfg.device)
         if nproc > 1:
             launch.exec_torchrun(nproc, ["-m", "stages.train", name])
+    lay = Layout()
     result = train(cfg, name, variant.height, variant.width, config.seed(params),
-                   Path(f"data/variants/{name}/images"), Path("data/split/split.csv"), Path(f"models/{name}"),
+                   lay.variant(name) / "images", lay.split_csv, lay.model(name),
                    threads=config.workers())   # CPU threads: $DENTSYNTH_WORKERS or all cores
     if result.get("world", 1) == 1 or os.environ.get("RANK", "0") == "0":
         print(json.dumps(result, indent=1))
