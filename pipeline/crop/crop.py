@@ -87,24 +87,25 @@ class CropConfig:
     margin: float = 0.0             # grow the box by this x jaw on each side
     top_margin: float = 0.0         # extra margin above (x jaw; the top edge is the least certain: tooth germs, long canines)
     min_confidence: float = 0.35    # below: use the fallback window
-    fallback: list[float] = field(default_factory=lambda: [0.15, 0.12, 0.85, 0.92])  # x0 y0 x1 y1 fractions
+    fallback: list[float] = field(default_factory=lambda: [0.05, 0.05, 0.95, 0.95])  # x0 y0 x1 y1 fractions of the exposed field
     edge_fraction: float = 0.10     # confidence: a lobe ends where the projection falls below this share of its peak
     gap_fraction: float = 0.15      # the occlusal gap's run ends where its depth falls below this share of its median
     gap_band: list[float] = field(default_factory=lambda: [0.3, 0.8])   # rows of the exposed field searched for the gap
     crown_band: float = 0.33        # crowns: rows this x jaw either side of the gap
     crown_fraction: float = 0.5     # the arch goes on while the crown profile is above this share of its central level
     crown_run: float = 0.2          # crown-less stretches up to this x jaw are bridged (a missing tooth)
-    side_margin: float = 0.17       # added outside the last crown column (x jaw)
+    side_margin: float = 0.25       # added outside the last crown column (x jaw)
     root_fraction: float = 0.60     # the root edges: a teeth lobe falls below this share of its peak
     # teeth top = highest gap row - up[0] x upper root edge - up[1] x jaw;
     # teeth bottom = lowest gap row + down[0] x root edge + down[1] x mandible distance + down[2] x jaw
-    up: list[float] = field(default_factory=lambda: [0.0, 0.704])
-    down: list[float] = field(default_factory=lambda: [0.421, 0.131, 0.375])
-    half_width: list[float] = field(default_factory=lambda: [0.8, 2.0])  # teeth half-width from the midline kept in [inner, outer] x jaw
+    up: list[float] = field(default_factory=lambda: [0.0, 0.962])
+    down: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.727])
+    half_width: list[float] = field(default_factory=lambda: [0.8, 2.4])  # teeth half-width from the midline kept in [inner, outer] x jaw
     lobe_scale: float = 1.85        # the jaw scale per row of the lower teeth's lobe (the second scale cue)
     scale_spread: float = 1.25      # the two scale cues disagree beyond this ratio: the larger is used, confidence drops
     far_fraction: float = 0.5       # a lone crown beyond the arch: above this share of the crown level ...
     far_width: float = 0.1          # ... over at least this x jaw
+    edge_snap: float = 0.3          # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -131,6 +132,8 @@ class CropConfig:
             raise config.ConfigError(f"crop.lobe_scale must be a positive ratio under 10, got {self.lobe_scale}")
         if self.scale_spread < 1:
             raise config.ConfigError(f"crop.scale_spread must be >= 1, got {self.scale_spread}")
+        if not 0 <= self.edge_snap <= 2:
+            raise config.ConfigError(f"crop.edge_snap must be in [0, 2] (x the jaw scale), got {self.edge_snap}")
         if not 0 <= self.far_width <= 0.5:
             raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
         for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
@@ -177,6 +180,8 @@ class Landmarks:
     notes: tuple = ()       # where the box was widened, and why
     cues: dict = field(default_factory=dict)  # the jaw-scale cues (rows)
     upper_edge: float = 0.0  # rows from the gap up to where the upper roots' lobe fades
+    extents: dict = field(default_factory=dict)  # the raw crown extents (work columns of the frame) before margin and bounds
+    gap_mid: float = 0.0    # the occlusal curve's mean row over the jaw's middle (the front teeth)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -301,6 +306,11 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     right = _crown_extent(crowns[lo:hi], max(0, min(core_r, hi - 1) - lo), +1, thr, run) + lo
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
                                       max(2, int(cfg.far_width * jaw)))
+    gxs0 = slice(max(gl, 0), max(min(gr, ww), max(gl, 0) + 1))
+    extents = {"crown_left": left + fx0, "crown_right": right + 1 + fx0, "lo": lo + fx0, "hi": hi + fx0,
+               "run_left": gl + fx0, "run_right": gr + fx0, "curve_mid": float(curve[c0:c1].mean()) + fy0,
+               "run_top": float(curve[gxs0].min()) + fy0, "run_bottom": float(curve[gxs0].max()) + fy0,
+               "field_h": hh, "field_w": ww}
     inner = cfg.half_width[0] * jaw
     left = float(np.clip(left - cfg.side_margin * jaw, mid - outer, mid - inner))
     right = float(np.clip(right + 1 + cfg.side_margin * jaw, mid + inner, mid + outer))
@@ -339,7 +349,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # back to the whole frame (work pixels)
     return Landmarks(s, (round(w * s), round(h * s)), (fx0, fy0, fx1, fy1), jaw, left + fx0, right + fx0,
                      float(curve[xs_t].min()) + fy0, float(curve[xs_t].max()) + fy0, float(mand), root_edge,
-                     mid + fx0, scores, tuple(notes), cues, upper_edge)
+                     mid + fx0, scores, tuple(notes), cues, upper_edge, extents, float(curve[c0:c1].mean()) + fy0)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:
@@ -363,7 +373,7 @@ def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float
 def landmark_box(lm: Landmarks, cfg: CropConfig) -> tuple[float, float, float, float]:
     """The teeth box in work pixels, before the margin: see the module docstring, step 4."""
     hh = lm.jaw
-    top = lm.gap_top - cfg.up[0] * lm.upper_edge - cfg.up[1] * hh
+    top = lm.gap_mid - cfg.up[0] * lm.upper_edge - cfg.up[1] * hh
     bottom = lm.gap_bottom + cfg.down[0] * lm.root_edge + cfg.down[1] * lm.mandible + cfg.down[2] * hh
     return lm.left, top, lm.right, bottom
 
@@ -381,10 +391,14 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
     confidence = float(np.prod(list(scores.values())))
     fx0, fy0, fx1, fy1 = lm.field
 
-    def full(x0, y0, x1, y1):  # margin, clipped to the field, back to full resolution
+    def full(x0, y0, x1, y1):  # margin, snapped to the field's edge when near, clipped to it, back to full resolution
         mx, my = cfg.margin * lm.jaw, cfg.margin * lm.jaw
-        x0, x1 = max(x0 - mx, fx0), min(x1 + mx, fx1)
-        y0, y1 = max(y0 - my - cfg.top_margin * lm.jaw, fy0), min(y1 + my, fy1)
+        x0, x1, y0, y1 = x0 - mx, x1 + mx, y0 - my - cfg.top_margin * lm.jaw, y1 + my
+        near = cfg.edge_snap * lm.jaw
+        x0, y0 = (fx0 if x0 < fx0 + near else x0), (fy0 if y0 < fy0 + near else y0)
+        x1, y1 = (fx1 if x1 > fx1 - near else x1), (fy1 if y1 > fy1 - near else y1)
+        x0, x1 = max(x0, fx0), min(x1, fx1)
+        y0, y1 = max(y0, fy0), min(y1, fy1)
         return (int(np.clip(np.floor(x0 / s), 0, w - 1)), int(np.clip(np.floor(y0 / s), 0, h - 1)),
                 int(np.clip(np.ceil(x1 / s), 1, w)), int(np.clip(np.ceil(y1 / s), 1, h)))
 
@@ -401,7 +415,11 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         box = full(lm.midline - outer, by0, lm.midline + outer, by1)
         box = (box[0], min(box[1], detected[1]), box[2], max(box[3], detected[3]))
         return Detection(box, confidence, "fallback", detected, reason + "; widest arch around the occlusal gap")
-    return Detection(_window(cfg.fallback, w, h), confidence, "fallback", detected if ok else None, reason)
+    # no occlusal gap where one can be: the documented window, as fractions of the exposed field
+    fw = _window(cfg.fallback, fx1 - fx0, fy1 - fy0)
+    win = (int(np.clip(np.floor((fx0 + fw[0]) / s), 0, w - 1)), int(np.clip(np.floor((fy0 + fw[1]) / s), 0, h - 1)),
+           int(np.clip(np.ceil((fx0 + fw[2]) / s), 1, w)), int(np.clip(np.ceil((fy0 + fw[3]) / s), 1, h)))
+    return Detection(win, confidence, "fallback", detected if ok else None, reason + "; the fallback window of the field")
 
 
 def coverage_and_ratio(crop, box) -> tuple[float, float]:
