@@ -10,7 +10,7 @@ from pipeline.crop.crop import CropConfig, Landmarks, landmark_box
 
 
 def _samples(n: int, seed: int = 0) -> list[dict]:
-    """Landmarks whose teeth box follows top = gap - 0.6 J, bottom = gap + 0.5 root + 0.3 mandible
+    """Landmarks whose teeth box follows top = gap (its middle row) - 0.6 J, bottom = gap + 0.5 root + 0.3 mandible
     + 0.2 J, plus noise (in work pixels, scale 1, jaw scale J = 80)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -19,7 +19,7 @@ def _samples(n: int, seed: int = 0) -> list[dict]:
         gap_top, gap_bottom = rng.uniform(80, 100), rng.uniform(105, 120)
         mand, root, upper = rng.uniform(60, 100), rng.uniform(20, 40), rng.uniform(20, 40)
         lm = Landmarks(1.0, (400, 200), (0, 0, 400, 200), jaw, 80.0, 320.0, gap_top, gap_bottom, mand, root,
-                       200.0, {}, (), {}, upper)
+                       200.0, {}, (), {}, upper, gap_mid=gap_top)
         top = gap_top - 0.6 * jaw + rng.normal(0, 2)
         bottom = gap_bottom + 0.5 * root + 0.3 * mand + 0.2 * jaw + rng.normal(0, 2)
         out.append({"name": f"s{k}", "real": k < n - 5, "lm": lm, "shape": (200, 400),
@@ -31,8 +31,11 @@ def test_fit_recovers_the_law_and_covers_every_sample():
     samples = _samples(40)
     up, down = crop_fit.fit(samples, [i for i, s in enumerate(samples) if s["real"]])
     # the top does not follow the upper lobe here; its offset is raised to cover the noisiest sample
+    # and the safety quantile (mean + 2.5 sd of noise 2 px: 0.0625 J above 0.6)
     assert up[0] < 0.05 and 0.6 <= up[1] < 0.7
-    assert abs(down[0] - 0.5) < 0.15 and abs(down[1] - 0.3) < 0.1
+    # the bottom follows the roots and the mandible: either that form (slopes recovered) or, where it
+    # leaves a larger leave-one-out margin, the offset alone (then no slope at all)
+    assert (abs(down[0] - 0.5) < 0.15 and abs(down[1] - 0.3) < 0.1) or down[:2] == [0.0, 0.0], down
     cfg = CropConfig(up=up, down=down)
     for s in samples:  # every box inside, phantoms ("real": False) included
         x0, y0, x1, y1 = landmark_box(s["lm"], cfg)
