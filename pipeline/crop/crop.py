@@ -121,7 +121,8 @@ class CropConfig:
     scale_spread: float = 1.25      # the two scale cues disagree beyond this ratio: the larger is used, confidence drops
     far_fraction: float = 0.5       # a lone crown beyond the arch: above this share of the crown level ...
     far_width: float = 0.1          # ... over at least this x jaw
-    edge_snap: float = 0.3          # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept
+    # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
+    edge_snap: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.15])
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -148,8 +149,9 @@ class CropConfig:
             raise config.ConfigError(f"crop.lobe_scale must be a positive ratio under 10, got {self.lobe_scale}")
         if self.scale_spread < 1:
             raise config.ConfigError(f"crop.scale_spread must be >= 1, got {self.scale_spread}")
-        if not 0 <= self.edge_snap <= 2:
-            raise config.ConfigError(f"crop.edge_snap must be in [0, 2] (x the jaw scale), got {self.edge_snap}")
+        r = list(self.edge_snap)
+        if len(r) != 3 or not all(0 <= x <= 2 for x in r):
+            raise config.ConfigError(f"crop.edge_snap must be [sides, top, bottom] in [0, 2] (x the jaw scale), got {self.edge_snap}")
         if not 0 <= self.far_width <= 0.5:
             raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
         for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
@@ -410,9 +412,9 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
     def full(x0, y0, x1, y1):  # margin, snapped to the field's edge when near, clipped to it, back to full resolution
         mx, my = cfg.margin * lm.jaw, cfg.margin * lm.jaw
         x0, x1, y0, y1 = x0 - mx, x1 + mx, y0 - my - cfg.top_margin * lm.jaw, y1 + my
-        near = cfg.edge_snap * lm.jaw
-        x0, y0 = (fx0 if x0 < fx0 + near else x0), (fy0 if y0 < fy0 + near else y0)
-        x1, y1 = (fx1 if x1 > fx1 - near else x1), (fy1 if y1 > fy1 - near else y1)
+        nx, nt, nb = (v * lm.jaw for v in cfg.edge_snap)
+        x0, y0 = (fx0 if x0 < fx0 + nx else x0), (fy0 if y0 < fy0 + nt else y0)
+        x1, y1 = (fx1 if x1 > fx1 - nx else x1), (fy1 if y1 > fy1 - nb else y1)
         x0, x1 = max(x0, fx0), min(x1, fx1)
         y0, y1 = max(y0, fy0), min(y1, fy1)
         return (int(np.clip(np.floor(x0 / s), 0, w - 1)), int(np.clip(np.floor(y0 / s), 0, h - 1)),
