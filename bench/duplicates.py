@@ -35,7 +35,8 @@ of REV is taken out of git into a scratch folder; both run ``run_audit`` (one wo
 same ingested archive of full-size (2900x1400) phantoms, alternately, ``--reps`` times each; the
 fastest run of each counts and the ratio is new / old.
 
-    python -m bench.duplicates [--phantoms 40] [--seed 17] [--real-limit 0]
+    python -m bench.duplicates [--phantoms 40] [--phantom-seeds 17,23,31] [--seed 17] [--real-limit 0]
+    python -m bench.duplicates --scaling 1000,4000,16000
     python -m bench.duplicates --against dc7ed75 [--timing-images 32] [--reps 3]
 """
 from __future__ import annotations
@@ -223,6 +224,10 @@ def evaluate(base: list, planted: dict, cfg: AuditConfig, groups_of: list[str] |
         cand, _ = duplicates.candidates([f.des for f in fps], [f.des_m for f in fps], k, cfg.dup_max_postings)
         cand = {(i, j) for i, j, _ in cand}
         in_cand = [(i, n + i) in cand for i in range(n)]
+        # the same with the words of an archive of 80,000 images (24 bits): recall must not drop
+        cand24, _ = duplicates.candidates([f.des for f in fps], [f.des_m for f in fps], k, cfg.dup_max_postings,
+                                          bits=24)
+        cand24 = {(i, j) for i, j, _ in cand24}
         true = [duplicates.confirm(held[i], copies[i]) for i in range(n)]
         true_sims = [m.similarity for m in true]
         rows.append({"kind": kind, "pairs": n, "found": found, "recall": found / n,
@@ -231,6 +236,7 @@ def evaluate(base: list, planted: dict, cfg: AuditConfig, groups_of: list[str] |
                      "median_true_similarity": float(np.median(true_sims)),
                      "min_true_inliers": int(min(m.inliers for m in true)),
                      "candidate_recall": float(np.mean(in_cand)),
+                     "candidate_recall_24bits": float(np.mean([(i, n + i) in cand24 for i in range(n)])),
                      "group_ms_per_image": 1000 * dt / (2 * n)})
         # quantiles only: no per-image figures of the real images leave the benchmark
         stats[kind] = {"true_similarity_quantiles": {str(q): round(float(np.quantile(true_sims, q)), 4)
@@ -382,7 +388,9 @@ def index_scaling(sizes: list[int], seed: int, cfg: AuditConfig) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--phantoms", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--seed", type=int, default=17, help="plants of the real images; index scaling; timing")
+    ap.add_argument("--phantom-seeds", default="17,23,31",
+                    help="phantom archives; the first chose dup_threshold, the others validate it")
     ap.add_argument("--real", type=Path, default=REAL, help="the opg-dev folder (default ../shared/data/opg-dev)")
     ap.add_argument("--real-limit", type=int, default=0, help="first N real images only (0: all)")
     ap.add_argument("--against", help="time the whole audit against this git revision instead")
@@ -405,29 +413,39 @@ def main() -> None:
     cv2.setNumThreads(1)
     cfg = AuditConfig()
     out, tables = {"seed": args.seed, "config": {k: v for k, v in asdict(cfg).items() if k.startswith("dup_")}}, []
-    sets = [("phantoms", phantom_sources(args.phantoms, args.seed), None)]
+    seeds = [int(x) for x in args.phantom_seeds.split(",")]
+    sets = [(f"phantoms_seed{sd}", phantom_sources(args.phantoms, sd), None, sd) for sd in seeds]
+    roles = {f"phantoms_seed{seeds[0]}": "chose the threshold"}
     if (args.real / "images").is_dir():
         paths = real_paths(args.real, args.real_limit)
-        sets.insert(0, ("real_opg_dev", real_sources(paths), [p.name.split("-")[0] for p in paths]))
+        sets.insert(0, ("real_opg_dev", real_sources(paths), [p.name.split("-")[0] for p in paths], args.seed))
     else:
         print(f"{args.real} absent: phantoms only")
-    for name, src, families in sets:
-        if name == "phantoms" and not args.phantoms:
+    for name, src, families, sd in sets:
+        if name.startswith("phantoms") and not args.phantoms:
             continue
-        base, extra = collect(src, args.seed)
+        base, extra = collect(src, sd)
         res = evaluate(base, extra["planted"], cfg, families)
         res["images"] = len(base)
+        res["role"] = roles.get(name, "validation (not used to choose the threshold)")
+        d = res["distinct"]
+        true_min = min(r["min_true_similarity"] for r in res["rows"])
+        res["margin"] = {"threshold": cfg.dup_threshold, "distinct_max": d["max_similarity"],
+                         "below_threshold": cfg.dup_threshold - d["max_similarity"],
+                         "true_min": true_min, "true_min_above_threshold": true_min - cfg.dup_threshold}
         res["fingerprint_ms"] = extra["fingerprint_ms"]
         out[name] = res
         cols = ["kind", "pairs", "found", "recall", "false_merge_groups", "false_pairs", "min_true_similarity",
-                "median_true_similarity", "min_true_inliers", "candidate_recall"]
-        d = res["distinct"]
-        tables.append(f"### {name} ({len(base)} sources)\n\n" + markdown_table(res["rows"], cols) +
+                "median_true_similarity", "min_true_inliers", "candidate_recall", "candidate_recall_24bits"]
+        mg = res["margin"]
+        tables.append(f"### {name} ({len(base)} sources; {res['role']}; plants seeded {sd})\n\n" +
+                      markdown_table(res["rows"], cols) +
                       f"\n\nEvery pair of distinct sources confirmed ({d['pairs']} pairs): {d['above_threshold']} at or "
                       f"above the threshold {cfg.dup_threshold}; highest similarity {d['max_similarity']:.3f} "
                       f"(p99 {d['p99_similarity']:.3f}), most inliers {d['max_inliers']}; "
                       f"{d['confirm_ms_per_pair']:.1f} ms per confirmation; fingerprint "
-                      f"{res['fingerprint_ms']:.0f} ms per image.")
+                      f"{res['fingerprint_ms']:.0f} ms per image. Margin: threshold - highest distinct "
+                      f"{mg['below_threshold']:.3f}; lowest planted copy - threshold {mg['true_min_above_threshold']:.3f}.")
         print(tables[-1], flush=True)
     out["targets"] = {"recall_min": 0.95, "false_merges": 0}
     out["tables"] = tables

@@ -4,39 +4,43 @@ slightly turned, marked or mirrored).
 Exact duplicates (the same pixels) already share one image id at ingest. This module finds the copies
 whose pixels differ, in two stages:
 
-1. **Candidates** (cheap, all pairs), two lists joined:
-   - *layout*: every image's rank-equalised working copy (blind to gamma, brightness, contrast and
-     bit depth), blurred, sampled on a 16x8 grid inside a central window. A copy cropped by up to
-     10 % per side sees the same anatomy at up to 1.25x the scale, off centre by up to 5 %: each
-     image stores the window at 3 x 3 widths and heights (the *gallery*) and is queried with one
-     window (and its mirror image, for flipped copies). The cosine of every query against every
-     gallery row is one matrix product (in blocks); each image keeps its ``max_candidates`` best
-     partners above ``candidate_threshold``. Cost: N^2 x 2 x 9 x 128 multiply-adds (100,000
-     images: 2.3 x 10^13, minutes of BLAS).
-   - *keypoint words*: 12 fixed bits of each ORB descriptor (3 tables) make a word; an image is a
-     bag of words (square-rooted counts). Blind to crops, shifts and small turns; it tells apart
-     look-alike OPGs whose layouts are the same (measured on phantoms drawn from one anatomy
-     model: layout scores of 0.99 for every pair). Each image keeps its ``max_candidates`` best
-     partners (upright or mirrored). A sparse product in blocks: N^2 x about 1,200 x 1,200 / 12,288
-     multiply-adds, twice (upright, mirrored) (100,000 images: about 2 x 10^12).
-   The confirmations thus grow linearly with the archive (at most 2 x ``max_candidates`` per image).
+1. **Candidates**: an inverted file over keypoint words (:func:`candidates`). A word is ``bits`` fixed
+   bits of an ORB descriptor, in WORD_TABLES tables; an image is the set of its words. Blind to
+   crops, shifts, scale, intensity changes and small turns (what ORB is blind to); two exports of one
+   radiograph share many words, look-alike OPGs (one anatomy) share the common ones. Words held by
+   more than ``max_postings`` images are stop words and leave the index; the rest are weighted by
+   inverse document frequency. Every image queries the index with its words and with those of its
+   mirror image (flipped copies), reading only its words' posting lists, and keeps its
+   ``max_candidates`` best partners per query. The confirmations thus grow linearly with the archive
+   (at most 2 x ``max_candidates`` per image).
 2. **Confirmation** (per candidate pair): ORB keypoints of the two working copies (spread over a grid,
-   so burned-in text cannot take them all) are matched (Hamming, ratio test) and a similarity
-   transform (scale, rotation, shift) is fitted with RANSAC; it must be a plausible re-export (scale
-   0.7-1.45 between the working copies, rotation within ``MAX_ROTATION``) with at least ``MIN_INLIERS``
-   inliers. The second image's thumbnail is then warped onto the first's; the *similarity* is the mean
-   of the inlier share (RANSAC inliers / ratio-test matches) and the normalised cross-correlation of
-   the finest detail (difference of Gaussians, 0.5-1 px) of the two thumbnails over their overlap. A
-   re-export of one radiograph scores 0.6-1; two patients' OPGs mostly do not register at all, and
-   look-alikes that do (phantoms drawn from one anatomy model) share the layout but neither the
-   detail nor most keypoints. Tried the other way round (mirrored keypoints), a match is a flipped
-   copy (``kind = "flipped"``).
+   so burned-in text cannot take them all) are matched (Hamming, ratio test; a looser one where the
+   strict matches fit nothing) and a similarity transform (scale, rotation, shift) is fitted with
+   RANSAC; it must be a plausible re-export (SCALE_RANGE: crops of up to 10 % per side and the
+   audit's border trim, which may take up to 20 % per side from one copy and not the other;
+   rotation within MAX_ROTATION) with at least MIN_INLIERS inliers. The second image's thumbnail is
+   then warped onto the first's; the *similarity* is the median, over 8 x 8 blocks of the overlap,
+   of the normalised cross-correlation of the finest detail (difference of Gaussians, 0.5-1 px).
+   Look-alike OPGs that register (phantoms drawn from one anatomy model) share the layout and the
+   strong outlines, which carry a global correlation (0.7 on phantoms), but not the detail in most
+   blocks (median 0.3-0.44 on phantoms, below 0.05 for distinct real OPGs); copies score 0.7-1.
+   Tried the other way round (mirrored keypoints), a match is a flipped copy (``kind = "flipped"``).
 
-Cost per image: one fingerprint (a resize to the working copy, one ORB detection, two descriptor
-sets; tens of ms for a 2900x1400 OPG on one core, see reports/bench/duplicates.md) and at most
-2 x ``max_candidates`` confirmations (two 400x400 Hamming matchings and RANSAC each, a few ms):
-linear in the archive. Memory per image: about 71 kB (800 keypoints x 46 bytes and a 128-high uint8
-thumbnail), 7 GB for 100,000 images.
+Cost per image (archive of N images, K = N_FEATURES keypoints, T = WORD_TABLES):
+- fingerprint: a resize to the working copy, one ORB detection, two descriptor sets (tens of ms for
+  a 2900x1400 OPG on one core, see reports/bench/duplicates.md);
+- candidate search: the postings of its 2 x T x K query words. A word's posting list is at most
+  ``max_postings`` long (stop words), so the work per image is bounded by 2 T K ``max_postings``
+  whatever N; and the bits per word grow by one per doubling of N (``_word_bits``: 20 bits up to
+  5,243 images, 26 from 335,000), keeping a random word's mean posting near MEAN_POSTING: the work
+  per image is near-constant in N (it grows only with the share of common words, which the stop-word
+  cap bounds). Building the index: a sort of the N x T x K words (N log N). Measured on synthetic
+  archives of 1,000-16,000 images (``python -m bench.duplicates --scaling``): see
+  reports/bench/duplicates.md;
+- confirmations: at most 2 x ``max_candidates`` (two 400x400 Hamming matchings and RANSAC each, a
+  few ms): linear in N in all.
+Memory per image: about 71 kB (800 keypoints x 40 bytes and a 128-high uint8 thumbnail), 7 GB for
+100,000 images, plus the index (about T x K x 12 bytes per image while grouping).
 
 Confirmed pairs are joined into groups (union-find).
 """
