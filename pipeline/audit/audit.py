@@ -90,7 +90,7 @@ class AuditConfig:
     # near duplicates (pipeline.audit.duplicates)
     dup_max_candidates: int = 8           # candidates per image and query (upright, mirrored) at most
     dup_max_postings: int = 64            # keypoint words in more images than this are stop words
-    dup_threshold: float = 0.6            # similarity of the registered copies that makes a duplicate
+    dup_threshold: float = 0.55           # similarity of the registered copies that makes a duplicate
     # cleaning
     trim_borders: bool = True
     trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median

@@ -19,11 +19,13 @@ whose pixels differ, in two stages:
    RANSAC; it must be a plausible re-export (SCALE_RANGE: crops of up to 10 % per side and the
    audit's border trim, which may take up to 20 % per side from one copy and not the other;
    rotation within MAX_ROTATION) with at least MIN_INLIERS inliers. The second image's thumbnail is
-   then warped onto the first's; the *similarity* is the median, over 8 x 8 blocks of the overlap,
-   of the normalised cross-correlation of the finest detail (difference of Gaussians, 0.5-1 px).
-   Look-alike OPGs that register (phantoms drawn from one anatomy model) share the layout and the
-   strong outlines, which carry a global correlation (0.7 on phantoms), but not the detail in most
-   blocks (median 0.3-0.44 on phantoms, below 0.05 for distinct real OPGs); copies score 0.7-1.
+   then warped onto the first's; the *similarity* is the median, over BLOCK x BLOCK blocks of the
+   overlap, of the normalised cross-correlation of the finest detail (difference of Gaussians,
+   0.5-1 px of the 192-high thumbnail). Look-alike OPGs that register (phantoms drawn from one anatomy
+   model) share the layout and the strong outlines, which carry a global correlation (0.65-0.7 on
+   phantoms), but not the detail in most blocks: two distinct phantoms score at most 0.26, a copy
+   against another phantom up to 0.5, distinct real OPGs below 0.1; copies score 0.65-1 (see
+   reports/bench/duplicates.md; the threshold was chosen on one phantom seed, validated on others).
    Tried the other way round (mirrored keypoints), a match is a flipped copy (``kind = "flipped"``).
 
 Cost per image (archive of N images, K = N_FEATURES keypoints, T = WORD_TABLES):
@@ -39,7 +41,7 @@ Cost per image (archive of N images, K = N_FEATURES keypoints, T = WORD_TABLES):
   reports/bench/duplicates.md;
 - confirmations: at most 2 x ``max_candidates`` (two 400x400 Hamming matchings and RANSAC each, a
   few ms): linear in N in all.
-Memory per image: about 71 kB (800 keypoints x 40 bytes and a 128-high uint8 thumbnail), 7 GB for
+Memory per image: about 110 kB (800 keypoints x 40 bytes and a 192-high uint8 thumbnail), 11 GB for
 100,000 images, plus the index (about T x K x 12 bytes per image while grouping).
 
 Confirmed pairs are joined into groups (union-find).
@@ -56,7 +58,7 @@ from scipy import sparse
 from pipeline.core import workpool
 
 WORK_HEIGHT = 320          # working copy (keypoints) height; width follows the aspect, at most 3.5x
-THUMB_HEIGHT = 128         # confirming thumbnail height (uint8)
+THUMB_HEIGHT = 192         # confirming thumbnail height (uint8)
 N_FEATURES = 400           # ORB keypoints per working copy (and as many for its mirror image)
 FEATURE_GRID = (8, 4)      # keypoints spread over these cells (columns, rows)
 RATIO = 0.8                # Lowe's ratio test for keypoint matches ...
@@ -68,7 +70,7 @@ MAX_ROTATION = 8.0         # degrees between the two copies (after turning 180 w
 # max_trim_fraction (0.2) per side (a darkened, clipped copy loses its dark margins): 0.8 x 0.6 = 0.48
 SCALE_RANGE = (0.48, 2.1)
 KINDS = ("copy", "flipped")
-BLOCK = 8                  # similarity: the fine detail's NCC in blocks of BLOCK x BLOCK thumbnail pixels ...
+BLOCK = 12                 # similarity: the fine detail's NCC in blocks of BLOCK x BLOCK thumbnail pixels ...
 MIN_BLOCKS = 24            # ... of which the overlap must hold this many (else no similarity)
 WORD_TABLES = 4            # keypoint words: fixed bits of each ORB descriptor, in this many tables
 WORD_BITS_MIN = 20         # bits per word; one more per doubling of the archive ...
@@ -84,6 +86,7 @@ class Fingerprint:
     pts_m: np.ndarray          # the same for the mirror image (positions in the mirrored frame)
     des_m: np.ndarray
     thumb: np.ndarray          # (THUMB_HEIGHT, w) uint8, rank-equalised
+    height: int = THUMB_HEIGHT  # the image's own height (below THUMB_HEIGHT its thumbnail holds less detail)
 
     def rotated180(self) -> "Fingerprint":
         """The fingerprint of the image turned 180 degrees (ORB descriptors are rotation invariant:
@@ -162,7 +165,7 @@ def fingerprint(img: np.ndarray) -> Fingerprint:
     pts, des, pts_m, des_m = _keypoints(eq)
     tw = max(8, round(w * THUMB_HEIGHT / h))
     thumb = cv2.resize(eq, (tw, THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
-    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb)
+    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb, int(img.shape[0]))
 
 
 # ------------------------------------------------------------------------------------ confirmation
@@ -180,11 +183,12 @@ class Match:
 _NO_MATCH = Match(0.0, "copy", 0)
 
 
-def _band(u8: np.ndarray) -> np.ndarray:
-    """The finest detail of a thumbnail (difference of Gaussians 0.5 - 1 px): what two exports of one
-    radiograph share and two look-alike OPGs (the same anatomy, registered) do not."""
-    f = u8.astype(np.float32)
-    return cv2.GaussianBlur(f, (0, 0), 0.5) - cv2.GaussianBlur(f, (0, 0), 1.0)
+def _band(u8: np.ndarray, f: float = 1.0) -> np.ndarray:
+    """The finest detail of a thumbnail (difference of Gaussians 0.5 - 1 px, times ``f`` where the
+    thumbnail is an enlargement of a smaller image): what two exports of one radiograph share and two
+    look-alike OPGs (the same anatomy, registered) do not."""
+    x = u8.astype(np.float32)
+    return cv2.GaussianBlur(x, (0, 0), 0.5 * f) - cv2.GaussianBlur(x, (0, 0), 1.0 * f)
 
 
 def _align(a: Fingerprint, pts_b: np.ndarray, des_b: np.ndarray,
@@ -214,7 +218,7 @@ def _align(a: Fingerprint, pts_b: np.ndarray, des_b: np.ndarray,
     return None, 0, n_good
 
 
-def _ncc_aligned(a: Fingerprint, thumb_b: np.ndarray, M: np.ndarray) -> tuple[float, float]:
+def _ncc_aligned(a: Fingerprint, thumb_b: np.ndarray, M: np.ndarray, f: float = 1.0) -> tuple[float, float]:
     """(global NCC, median block NCC) of the band-passed thumbnails with ``thumb_b`` warped by ``M``
     (working-copy coordinates) onto ``a``'s, over their overlap. The blocks are BLOCK x BLOCK pixels
     lying wholly inside the overlap; a block where either copy has no detail at all counts 0."""
@@ -223,13 +227,13 @@ def _ncc_aligned(a: Fingerprint, thumb_b: np.ndarray, M: np.ndarray) -> tuple[fl
     # the same scale for both working copies: the linear part stays, the shift scales (pixel centres)
     Mt[:, 2] = s * Mt[:, 2] + 0.5 * (1 - s) * (Mt[:, :2].sum(axis=1) - 1)
     th, tw = a.thumb.shape
-    warped = cv2.warpAffine(_band(thumb_b), Mt, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
+    warped = cv2.warpAffine(_band(thumb_b, f), Mt, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
     mask = cv2.warpAffine(np.ones(thumb_b.shape, np.uint8), Mt, (tw, th), flags=cv2.INTER_NEAREST)
     mask = cv2.erode(mask, np.ones((7, 7), np.uint8))
     if mask.sum() < 0.2 * th * tw:
         return 0.0, 0.0
     m = mask.astype(bool)
-    band_a = _band(a.thumb)
+    band_a = _band(a.thumb, f)
     x, y = band_a[m], warped[m]
     x, y = x - x.mean(), y - y.mean()
     d = float(np.sqrt((x * x).sum() * (y * y).sum()))
@@ -258,7 +262,8 @@ def _try(a: Fingerprint, b: Fingerprint, flipped: bool) -> Match:
     scale = math.hypot(M[0, 0], M[1, 0])
     rot = math.degrees(math.atan2(M[1, 0], M[0, 0]))
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if flipped else b.thumb
-    ncc, local = _ncc_aligned(a, thumb, M)
+    # the detail both can hold: a copy smaller than the thumbnail is compared in a coarser band
+    ncc, local = _ncc_aligned(a, thumb, M, max(1.0, THUMB_HEIGHT / max(1, min(a.height, b.height))))
     return Match(max(local, 0.0), "flipped" if flipped else "copy", n, n / n_good, ncc, scale, rot)
 
 

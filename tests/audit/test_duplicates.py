@@ -9,7 +9,7 @@ from pipeline.core import pngio
 from pipeline.demo import phantoms
 from pipeline.ingest.decode import decode_file
 
-THRESHOLD = 0.6  # the audit's default (params.yaml audit.dup_threshold)
+THRESHOLD = 0.55  # the audit's default (params.yaml audit.dup_threshold)
 
 
 def _opg(i, h=240, w=480):
@@ -108,7 +108,7 @@ def test_turned_copy_matches_once_turned_back(sources):
     imgs, fps = sources
     turned = duplicates.fingerprint(np.ascontiguousarray(imgs[1][::-1, ::-1]))
     m = duplicates.confirm(fps[1], turned.rotated180())
-    assert m.similarity > 0.9 and m.kind == "copy" and abs(m.rotation) < 1
+    assert m.similarity > THRESHOLD + 0.25 and m.kind == "copy" and abs(m.rotation) < 1
 
 
 def _descriptors(n, seed, k=100):
