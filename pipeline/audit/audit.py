@@ -88,9 +88,9 @@ class AuditConfig:
     text_min_contrast: float = 0.3   # of the full range
     text_border: float = 0.15        # search band at each edge (fraction of the frame)
     # near duplicates (pipeline.audit.duplicates)
-    dup_candidate_threshold: float = 0.5  # layout score a candidate pair needs (pipeline.audit.duplicates)
-    dup_max_candidates: int = 8           # confirmations per image at most
-    dup_threshold: float = 0.7            # similarity of the registered copies that makes a duplicate
+    dup_max_candidates: int = 8           # candidates per image and query (upright, mirrored) at most
+    dup_max_postings: int = 64            # keypoint words in more images than this are stop words
+    dup_threshold: float = 0.55           # similarity of the registered copies that makes a duplicate
     # cleaning
     trim_borders: bool = True
     trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median
@@ -392,8 +392,8 @@ def decide(measured: list[Measured], n_files: dict[str, int], cfg: AuditConfig, 
     # near duplicates, compared upright
     idx = [i for i, m in enumerate(measured) if m.fingerprint is not None]
     fps = [measured[i].fingerprint.rotated180() if rows[i]["_rot"] else measured[i].fingerprint for i in idx]
-    labels, pairs = duplicates.group(fps, cfg.dup_candidate_threshold, cfg.dup_threshold,
-                                     cfg.dup_max_candidates, workers)
+    labels, pairs = duplicates.group(fps, cfg.dup_threshold, cfg.dup_max_candidates,
+                                     cfg.dup_max_postings, workers)
     best = collections.defaultdict(float)
     links = collections.defaultdict(list)  # confirmed pairs: (other, mirrored?)
     for a, b, m in pairs:

@@ -151,8 +151,8 @@ def duplicate_groups_html(rows: list[dict], cfg: AuditConfig, images: Path) -> l
             groups.setdefault(r["dup_group"], []).append(r)
     if not groups:
         return []
-    out = [f"<h2>Duplicate groups ({len(groups)})</h2><p>Near duplicates: layout candidates confirmed by "
-           f"keypoint registration; similarity = band-pass correlation of the registered copies "
+    out = [f"<h2>Duplicate groups ({len(groups)})</h2><p>Near duplicates: keypoint-word candidates confirmed by "
+           f"keypoint registration; similarity = median block correlation of the registered copies' fine detail "
            f"(duplicate at &ge; {cfg.dup_threshold:g}). The kept member is first.</p>"]
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for keeper, members in ordered[: cfg.gallery_per_reason]:

@@ -4,39 +4,45 @@ slightly turned, marked or mirrored).
 Exact duplicates (the same pixels) already share one image id at ingest. This module finds the copies
 whose pixels differ, in two stages:
 
-1. **Candidates** (cheap, all pairs), two lists joined:
-   - *layout*: every image's rank-equalised working copy (blind to gamma, brightness, contrast and
-     bit depth), blurred, sampled on a 16x8 grid inside a central window. A copy cropped by up to
-     10 % per side sees the same anatomy at up to 1.25x the scale, off centre by up to 5 %: each
-     image stores the window at 3 x 3 widths and heights (the *gallery*) and is queried with one
-     window (and its mirror image, for flipped copies). The cosine of every query against every
-     gallery row is one matrix product (in blocks); each image keeps its ``max_candidates`` best
-     partners above ``candidate_threshold``. Cost: N^2 x 2 x 9 x 128 multiply-adds (100,000
-     images: 2.3 x 10^13, minutes of BLAS).
-   - *keypoint words*: 12 fixed bits of each ORB descriptor (3 tables) make a word; an image is a
-     bag of words (square-rooted counts). Blind to crops, shifts and small turns; it tells apart
-     look-alike OPGs whose layouts are the same (measured on phantoms drawn from one anatomy
-     model: layout scores of 0.99 for every pair). Each image keeps its ``max_candidates`` best
-     partners (upright or mirrored). A sparse product in blocks: N^2 x about 1,200 x 1,200 / 12,288
-     multiply-adds, twice (upright, mirrored) (100,000 images: about 2 x 10^12).
-   The confirmations thus grow linearly with the archive (at most 2 x ``max_candidates`` per image).
+1. **Candidates**: an inverted file over keypoint words (:func:`candidates`). A word is ``bits`` fixed
+   bits of an ORB descriptor, in WORD_TABLES tables; an image is the set of its words. Blind to
+   crops, shifts, scale, intensity changes and small turns (what ORB is blind to); two exports of one
+   radiograph share many words, look-alike OPGs (one anatomy) share the common ones. Words held by
+   more than ``max_postings`` images are stop words and leave the index; the rest are weighted by
+   inverse document frequency. Every image queries the index with its words and with those of its
+   mirror image (flipped copies), reading only its words' posting lists, and keeps its
+   ``max_candidates`` best partners per query. The confirmations thus grow linearly with the archive
+   (at most 2 x ``max_candidates`` per image).
 2. **Confirmation** (per candidate pair): ORB keypoints of the two working copies (spread over a grid,
-   so burned-in text cannot take them all) are matched (Hamming, ratio test) and a similarity
-   transform (scale, rotation, shift) is fitted with RANSAC; it must be a plausible re-export (scale
-   0.7-1.45 between the working copies, rotation within ``MAX_ROTATION``) with at least ``MIN_INLIERS``
-   inliers. The second image's thumbnail is then warped onto the first's; the *similarity* is the mean
-   of the inlier share (RANSAC inliers / ratio-test matches) and the normalised cross-correlation of
-   the finest detail (difference of Gaussians, 0.5-1 px) of the two thumbnails over their overlap. A
-   re-export of one radiograph scores 0.6-1; two patients' OPGs mostly do not register at all, and
-   look-alikes that do (phantoms drawn from one anatomy model) share the layout but neither the
-   detail nor most keypoints. Tried the other way round (mirrored keypoints), a match is a flipped
-   copy (``kind = "flipped"``).
+   so burned-in text cannot take them all) are matched (Hamming, ratio test; a looser one where the
+   strict matches fit nothing) and a similarity transform (scale, rotation, shift) is fitted with
+   RANSAC; it must be a plausible re-export (SCALE_RANGE: crops of up to 10 % per side and the
+   audit's border trim, which may take up to 20 % per side from one copy and not the other;
+   rotation within MAX_ROTATION) with at least MIN_INLIERS inliers. The second image's thumbnail is
+   then warped onto the first's; the *similarity* is the median, over BLOCK x BLOCK blocks of the
+   overlap, of the normalised cross-correlation of the finest detail (difference of Gaussians,
+   0.5-1 px of the 192-high thumbnail). Look-alike OPGs that register (phantoms drawn from one anatomy
+   model) share the layout and the strong outlines, which carry a global correlation (0.65-0.7 on
+   phantoms), but not the detail in most blocks: two distinct phantoms score at most 0.26, a copy
+   against another phantom up to 0.5, distinct real OPGs below 0.1; copies score 0.65-1 (see
+   reports/bench/duplicates.md; the threshold was chosen on one phantom seed, validated on others).
+   Tried the other way round (mirrored keypoints), a match is a flipped copy (``kind = "flipped"``).
 
-Cost per image: one fingerprint (a resize to the working copy, one ORB detection, two descriptor
-sets; tens of ms for a 2900x1400 OPG on one core, see reports/bench/duplicates.md) and at most
-2 x ``max_candidates`` confirmations (two 400x400 Hamming matchings and RANSAC each, a few ms):
-linear in the archive. Memory per image: about 71 kB (800 keypoints x 46 bytes and a 128-high uint8
-thumbnail), 7 GB for 100,000 images.
+Cost per image (archive of N images, K = N_FEATURES keypoints, T = WORD_TABLES):
+- fingerprint: a resize to the working copy, one ORB detection, two descriptor sets (tens of ms for
+  a 2900x1400 OPG on one core, see reports/bench/duplicates.md);
+- candidate search: the postings of its 2 x T x K query words. A word's posting list is at most
+  ``max_postings`` long (stop words), so the work per image is bounded by 2 T K ``max_postings``
+  whatever N; and the bits per word grow by one per doubling of N (``_word_bits``: 20 bits up to
+  5,243 images, 26 from 335,000), keeping a random word's mean posting near MEAN_POSTING: the work
+  per image is near-constant in N (it grows only with the share of common words, which the stop-word
+  cap bounds). Building the index: a sort of the N x T x K words (N log N). Measured on synthetic
+  archives of 1,000-16,000 images (``python -m bench.duplicates --scaling``): see
+  reports/bench/duplicates.md;
+- confirmations: at most 2 x ``max_candidates`` (two 400x400 Hamming matchings and RANSAC each, a
+  few ms): linear in N in all.
+Memory per image: about 110 kB (800 keypoints x 40 bytes and a 192-high uint8 thumbnail), 11 GB for
+100,000 images, plus the index (about T x K x 12 bytes per image while grouping).
 
 Confirmed pairs are joined into groups (union-find).
 """
@@ -52,21 +58,24 @@ from scipy import sparse
 from pipeline.core import workpool
 
 WORK_HEIGHT = 320          # working copy (keypoints) height; width follows the aspect, at most 3.5x
-THUMB_HEIGHT = 128         # confirming thumbnail height (uint8)
+THUMB_HEIGHT = 192         # confirming thumbnail height (uint8)
 N_FEATURES = 400           # ORB keypoints per working copy (and as many for its mirror image)
 FEATURE_GRID = (8, 4)      # keypoints spread over these cells (columns, rows)
-LAYOUT_GRID = (16, 8)      # layout descriptor samples (columns, rows)
-QUERY_WINDOW = 0.72        # the query's window: this share of the width and of the height, centred
-GALLERY_SCALES = (1.0, 0.9, 0.8)  # gallery windows: QUERY_WINDOW x these, in width and in height
-RATIO = 0.8                # Lowe's ratio test for keypoint matches
+RATIO = 0.8                # Lowe's ratio test for keypoint matches ...
+RATIO_RETRY = 0.9          # ... and a looser one where the strict matches fit no plausible re-export
 MIN_INLIERS = 12           # RANSAC inliers a confirmed pair needs at least
 MAX_ROTATION = 8.0         # degrees between the two copies (after turning 180 where the audit does)
-SCALE_RANGE = (0.7, 1.45)  # scale between working copies (crops of up to 10 % per side: 0.8-1.25)
+# scale between the working copies (both WORK_HEIGHT high): a crop of up to 10 % per side (0.8-1.25)
+# times the audit's border trim, which may differ between two exports of one radiograph by up to its
+# max_trim_fraction (0.2) per side (a darkened, clipped copy loses its dark margins): 0.8 x 0.6 = 0.48
+SCALE_RANGE = (0.48, 2.1)
 KINDS = ("copy", "flipped")
-WORD_BITS = 12             # keypoint words: 12 fixed bits of an ORB descriptor, in WORD_TABLES tables
-WORD_TABLES = 3
-_WORD_BITS = np.stack([np.sort(np.random.default_rng([99, t]).choice(256, WORD_BITS, replace=False))
-                       for t in range(WORD_TABLES)])  # fixed (the same in every run and process)
+BLOCK = 12                 # similarity: the fine detail's NCC in blocks of BLOCK x BLOCK thumbnail pixels ...
+MIN_BLOCKS = 24            # ... of which the overlap must hold this many (else no similarity)
+WORD_TABLES = 4            # keypoint words: fixed bits of each ORB descriptor, in this many tables
+WORD_BITS_MIN = 20         # bits per word; one more per doubling of the archive ...
+WORD_BITS_MAX = 26
+MEAN_POSTING = 2           # ... so that a word's mean posting list stays this short (more bits from 5,243 images)
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,7 @@ class Fingerprint:
     pts_m: np.ndarray          # the same for the mirror image (positions in the mirrored frame)
     des_m: np.ndarray
     thumb: np.ndarray          # (THUMB_HEIGHT, w) uint8, rank-equalised
-    query: np.ndarray          # (2, d) float32 unit rows: layout query, its mirror
-    gallery: np.ndarray        # (len(GALLERY_SCALES)**2, d) float32 unit rows
-    words: np.ndarray          # (n, WORD_TABLES) uint16 keypoint words (of des), offset per table
-    words_m: np.ndarray        # the same of des_m
+    height: int = THUMB_HEIGHT  # the image's own height (below THUMB_HEIGHT its thumbnail holds less detail)
 
     def rotated180(self) -> "Fingerprint":
         """The fingerprint of the image turned 180 degrees (ORB descriptors are rotation invariant:
@@ -88,8 +94,7 @@ class Fingerprint:
         w, h = self.size
         turn = np.array([w - 1, h - 1], np.float32)
         thumb = np.ascontiguousarray(self.thumb[::-1, ::-1])
-        q, g = _layout(thumb)
-        return replace(self, pts=turn - self.pts, pts_m=turn - self.pts_m, thumb=thumb, query=q, gallery=g)
+        return replace(self, pts=turn - self.pts, pts_m=turn - self.pts_m, thumb=thumb)
 
 
 def _equalised(img: np.ndarray) -> np.ndarray:
@@ -105,35 +110,6 @@ def _equalised(img: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(work[::3, ::3], [0.5, 99.5])
     u8 = np.round(np.clip((work - lo) / max(float(hi - lo), 1e-6), 0, 1) * 255).astype(np.uint8)
     return cv2.equalizeHist(u8)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = v.astype(np.float32) - np.float32(v.mean())
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
-
-
-def _window(img: np.ndarray, fx: float, fy: float) -> np.ndarray:
-    h, w = img.shape
-    cw, ch = w * fx, h * fy
-    x0, y0 = (w - cw) / 2, (h - ch) / 2
-    # the window resampled onto the grid (a blur of about one grid cell first, done by the caller)
-    gx, gy = LAYOUT_GRID
-    m = np.array([[cw / gx, 0, x0 + cw / gx / 2 - 0.5], [0, ch / gy, y0 + ch / gy / 2 - 0.5]], np.float32)
-    return cv2.warpAffine(img, m, (gx, gy), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT)
-
-
-def _layout(eq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(query rows: upright, mirrored; gallery rows) of an equalised copy (any size)."""
-    h, w = eq.shape
-    f = eq.astype(np.float32)
-    f = cv2.GaussianBlur(f, (0, 0), 0.5 * QUERY_WINDOW * w / LAYOUT_GRID[0] * 0.8)
-    q = _window(f, QUERY_WINDOW, QUERY_WINDOW)
-    query = np.stack([_unit(q).ravel(), _unit(q[:, ::-1]).ravel()])
-    gallery = np.stack([_unit(_window(f, QUERY_WINDOW * sx, QUERY_WINDOW * sy)).ravel()
-                        for sx in GALLERY_SCALES for sy in GALLERY_SCALES])
-    return query, gallery
 
 
 _ORB = None
@@ -189,27 +165,17 @@ def fingerprint(img: np.ndarray) -> Fingerprint:
     pts, des, pts_m, des_m = _keypoints(eq)
     tw = max(8, round(w * THUMB_HEIGHT / h))
     thumb = cv2.resize(eq, (tw, THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
-    q, g = _layout(thumb)
-    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb, q, g, _words(des), _words(des_m))
-
-
-def _words(des: np.ndarray) -> np.ndarray:
-    """Each descriptor's word in every table (table t's words offset by t x 2^WORD_BITS)."""
-    bits = np.unpackbits(des, axis=1) if len(des) else np.zeros((0, 256), np.uint8)
-    weights = 1 << np.arange(WORD_BITS)
-    codes = [(bits[:, b].astype(np.int64) * weights).sum(axis=1) + t * (1 << WORD_BITS)
-             for t, b in enumerate(_WORD_BITS)]
-    return np.stack(codes, axis=1).astype(np.uint16) if len(des) else np.zeros((0, WORD_TABLES), np.uint16)
+    return Fingerprint((w, h), pts, des, pts_m, des_m, thumb, int(img.shape[0]))
 
 
 # ------------------------------------------------------------------------------------ confirmation
 @dataclass(frozen=True)
 class Match:
-    similarity: float  # mean of ``ncc`` and ``share``; 0 when no plausible alignment
+    similarity: float  # median block NCC of the registered thumbnails' finest detail; 0 when no plausible alignment
     kind: str          # "copy" or "flipped"
     inliers: int       # RANSAC inliers
     share: float = 0.0  # inliers / keypoint matches that passed the ratio test
-    ncc: float = 0.0   # fine band-pass NCC of the registered thumbnails
+    ncc: float = 0.0   # fine band-pass NCC of the registered thumbnails over the whole overlap (diagnostic)
     scale: float = 1.0
     rotation: float = 0.0  # degrees
 
@@ -217,64 +183,88 @@ class Match:
 _NO_MATCH = Match(0.0, "copy", 0)
 
 
-def _band(u8: np.ndarray) -> np.ndarray:
-    """The finest detail of a thumbnail (difference of Gaussians 0.5 - 1 px): what two exports of one
-    radiograph share and two look-alike OPGs (the same anatomy, registered) do not."""
-    f = u8.astype(np.float32)
-    return cv2.GaussianBlur(f, (0, 0), 0.5) - cv2.GaussianBlur(f, (0, 0), 1.0)
+def _band(u8: np.ndarray, f: float = 1.0) -> np.ndarray:
+    """The finest detail of a thumbnail (difference of Gaussians 0.5 - 1 px, times ``f`` where the
+    thumbnail is an enlargement of a smaller image): what two exports of one radiograph share and two
+    look-alike OPGs (the same anatomy, registered) do not."""
+    x = u8.astype(np.float32)
+    return cv2.GaussianBlur(x, (0, 0), 0.5 * f) - cv2.GaussianBlur(x, (0, 0), 1.0 * f)
 
 
-def _align(a: Fingerprint, pts_b: np.ndarray, des_b: np.ndarray) -> tuple[np.ndarray | None, int, int]:
-    """(similarity transform from b's working copy onto a's, RANSAC inliers, ratio-test matches)."""
+def _align(a: Fingerprint, pts_b: np.ndarray, des_b: np.ndarray,
+           ratios: tuple[float, ...] = (RATIO, RATIO_RETRY)) -> tuple[np.ndarray | None, int, int]:
+    """(similarity transform from b's working copy onto a's, RANSAC inliers, ratio-test matches): the
+    first of ``ratios`` (Lowe's test, strict first) whose matches fit a plausible re-export (scale within
+    SCALE_RANGE, rotation within MAX_ROTATION, at least MIN_INLIERS inliers); (None, 0, matches) if none."""
     if len(a.des) < 2 or len(des_b) < 2:
         return None, 0, 0
-    bf = cv2.BFMatcher(cv2.NORM_HAMMING)
-    knn = bf.knnMatch(des_b, a.des, k=2)
-    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < MIN_INLIERS:
-        return None, 0, len(good)
-    src = pts_b[[m.queryIdx for m in good]]
-    dst = a.pts[[m.trainIdx for m in good]]
-    M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
-                                         maxIters=500, confidence=0.995, refineIters=10)
-    if M is None:
-        return None, 0, len(good)
-    return M, int(inl.sum()), len(good)
+    knn = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(des_b, a.des, k=2) if len(m) == 2]
+    n_good = 0
+    for ratio in ratios:
+        good = [m[0] for m in knn if m[0].distance < ratio * m[1].distance]
+        n_good = len(good)
+        if n_good < MIN_INLIERS:
+            continue
+        src = pts_b[[m.queryIdx for m in good]]
+        dst = a.pts[[m.trainIdx for m in good]]
+        M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
+                                             maxIters=500, confidence=0.995, refineIters=10)
+        if M is None or int(inl.sum()) < MIN_INLIERS:
+            continue
+        scale = math.hypot(M[0, 0], M[1, 0])
+        rot = math.degrees(math.atan2(M[1, 0], M[0, 0]))
+        if SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] and abs(rot) <= MAX_ROTATION:
+            return M, int(inl.sum()), n_good
+    return None, 0, n_good
 
 
-def _ncc_aligned(a: Fingerprint, thumb_b: np.ndarray, M: np.ndarray) -> float:
-    """NCC of the band-passed thumbnails with ``thumb_b`` warped by ``M`` (working-copy coordinates)
-    onto ``a``'s, over their overlap."""
+def _ncc_aligned(a: Fingerprint, thumb_b: np.ndarray, M: np.ndarray, f: float = 1.0) -> tuple[float, float]:
+    """(global NCC, median block NCC) of the band-passed thumbnails with ``thumb_b`` warped by ``M``
+    (working-copy coordinates) onto ``a``'s, over their overlap. The blocks are BLOCK x BLOCK pixels
+    lying wholly inside the overlap; a block where either copy has no detail at all counts 0."""
     s = THUMB_HEIGHT / WORK_HEIGHT
     Mt = M.astype(np.float64).copy()
     # the same scale for both working copies: the linear part stays, the shift scales (pixel centres)
     Mt[:, 2] = s * Mt[:, 2] + 0.5 * (1 - s) * (Mt[:, :2].sum(axis=1) - 1)
     th, tw = a.thumb.shape
-    warped = cv2.warpAffine(_band(thumb_b), Mt, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
+    warped = cv2.warpAffine(_band(thumb_b, f), Mt, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
     mask = cv2.warpAffine(np.ones(thumb_b.shape, np.uint8), Mt, (tw, th), flags=cv2.INTER_NEAREST)
     mask = cv2.erode(mask, np.ones((7, 7), np.uint8))
     if mask.sum() < 0.2 * th * tw:
-        return 0.0
+        return 0.0, 0.0
     m = mask.astype(bool)
-    x, y = _band(a.thumb)[m], warped[m]
+    band_a = _band(a.thumb, f)
+    x, y = band_a[m], warped[m]
     x, y = x - x.mean(), y - y.mean()
     d = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / d) if d > 0 else 0.0
+    ncc = float((x * y).sum() / d) if d > 0 else 0.0
+    # blocks: (rows, cols, BLOCK*BLOCK)
+    bh, bw = th // BLOCK, tw // BLOCK
+    def blocks(f: np.ndarray) -> np.ndarray:
+        f = f[: bh * BLOCK, : bw * BLOCK].reshape(bh, BLOCK, bw, BLOCK).swapaxes(1, 2)
+        return f.reshape(bh * bw, BLOCK * BLOCK)
+    inside = blocks(mask.astype(np.float32)).min(axis=1) > 0
+    if inside.sum() < MIN_BLOCKS:
+        return ncc, 0.0
+    xa, ya = blocks(band_a)[inside], blocks(warped)[inside]
+    xa = xa - xa.mean(axis=1, keepdims=True)
+    ya = ya - ya.mean(axis=1, keepdims=True)
+    den = np.sqrt((xa * xa).sum(axis=1) * (ya * ya).sum(axis=1))
+    local = np.where(den > 0, (xa * ya).sum(axis=1) / np.maximum(den, 1e-12), 0.0)
+    return ncc, float(np.median(local))
 
 
 def _try(a: Fingerprint, b: Fingerprint, flipped: bool) -> Match:
     pts, des = (b.pts_m, b.des_m) if flipped else (b.pts, b.des)
     M, n, n_good = _align(a, pts, des)
-    if M is None or n < MIN_INLIERS:
+    if M is None:
         return _NO_MATCH
     scale = math.hypot(M[0, 0], M[1, 0])
     rot = math.degrees(math.atan2(M[1, 0], M[0, 0]))
-    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] or abs(rot) > MAX_ROTATION:
-        return _NO_MATCH
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if flipped else b.thumb
-    ncc = _ncc_aligned(a, thumb, M)
-    share = n / n_good
-    return Match(0.5 * (max(ncc, 0.0) + share), "flipped" if flipped else "copy", n, share, ncc, scale, rot)
+    # the detail both can hold: a copy smaller than the thumbnail is compared in a coarser band
+    ncc, local = _ncc_aligned(a, thumb, M, max(1.0, THUMB_HEIGHT / max(1, min(a.height, b.height))))
+    return Match(max(local, 0.0), "flipped" if flipped else "copy", n, n / n_good, ncc, scale, rot)
 
 
 def confirm(a: Fingerprint, b: Fingerprint) -> Match:
@@ -287,106 +277,120 @@ def confirm(a: Fingerprint, b: Fingerprint) -> Match:
 
 
 # -------------------------------------------------------------------------------------- candidates
-def candidate_pairs(queries: np.ndarray, galleries: np.ndarray, threshold: float, max_per_image: int = 8,
-                    block: int = 512, dense_limit: int = 4096) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, score)`` with ``i < j``: for each image its ``max_per_image`` best partners whose
-    layout score reaches ``threshold``. ``queries``: (n, q, d) unit rows; ``galleries``: (n, g, d); the
-    score of (i, j) is the best cosine of any query row of one against any gallery row of the other
-    (both ways round). Up to ``dense_limit`` images the (n, n) scores are held at once; above, blocks
-    of ``block`` query images are scored against the whole gallery (memory: block x n) and each image
-    keeps the partners that score best as *its* queries see them (the other direction is covered when
-    the partner's own block runs)."""
-    n = len(queries)
+def _word_bits(n: int) -> int:
+    """Bits per keypoint word for an archive of ``n`` images: WORD_BITS_MIN, more once the mean
+    posting (n x N_FEATURES / 2^bits) would pass MEAN_POSTING, at most WORD_BITS_MAX."""
+    need = math.ceil(math.log2(max(n, 1) * N_FEATURES / MEAN_POSTING))
+    return int(min(WORD_BITS_MAX, max(WORD_BITS_MIN, need)))
+
+
+def _word_positions(bits: int) -> np.ndarray:
+    """(WORD_TABLES, bits) descriptor bit positions of each table's word (fixed per ``bits``: the same
+    in every run and process)."""
+    return np.stack([np.sort(np.random.default_rng([99, bits, t]).choice(256, bits, replace=False))
+                     for t in range(WORD_TABLES)])
+
+
+def words(des: np.ndarray, bits: int) -> np.ndarray:
+    """The distinct keypoint words of one descriptor set: ``bits`` fixed bits of each ORB descriptor,
+    in each of WORD_TABLES tables (table t's words offset by t x 2^bits), as sorted int64."""
+    if not len(des):
+        return np.zeros(0, np.int64)
+    b = np.unpackbits(des, axis=1)
+    weights = np.int64(1) << np.arange(bits, dtype=np.int64)
+    codes = [(b[:, pos].astype(np.int64) * weights).sum(axis=1) + (np.int64(t) << bits)
+             for t, pos in enumerate(_word_positions(bits))]
+    return np.unique(np.concatenate(codes))
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    images: int
+    bits: int             # bits per word (grows with the archive, see _word_bits)
+    stop_words: int       # words dropped: in more than ``max_postings`` images
+    postings: int         # (word, image) entries kept in the index
+    visits: int           # postings read by all queries together (the candidate search's work)
+
+
+def candidates(des: list[np.ndarray], des_m: list[np.ndarray], max_per_image: int = 8,
+               max_postings: int = 64, block: int = 1024,
+               bits: int | None = None) -> tuple[list[tuple[int, int, float]], IndexStats]:
+    """Candidate pairs ``(i, j, score)``, ``i < j``, from an inverted file over keypoint words.
+
+    Every image's words (``des``) are posted in the index; a word held by more than ``max_postings``
+    images is a stop word and dropped (an OPG's common structure, not its identity), so no posting list
+    is longer than ``max_postings``. The rest are weighted by their inverse document frequency,
+    ``log((n + 1) / (df + 1))``, and each image is a unit vector of its words' weights. Each image
+    queries the index twice, with its own words and with those of its mirror image (``des_m``: a
+    flipped copy's mirror image is the original), reading only the posting lists of its own words:
+    score = cosine. From each query it keeps its ``max_per_image`` best partners, so an image has at
+    most 2 x ``max_per_image`` partners of its own. Work per image: the postings of its words, at
+    most WORD_TABLES x N_FEATURES x ``max_postings`` (bounded, whatever the archive's size); with
+    ``_word_bits`` the mean posting stays near MEAN_POSTING as the archive grows. ``bits`` overrides
+    ``_word_bits`` (benchmarks: the words of a larger archive)."""
+    n = len(des)
+    bits = _word_bits(n) if bits is None else bits
     if n < 2:
-        return []
-    nq, ng, d = queries.shape[1], galleries.shape[1], queries.shape[2]
-    gal = galleries.reshape(n * ng, d)
-    k = min(max_per_image, n - 1)
-    dense = np.full((n, n), -np.inf, np.float32) if n <= dense_limit else None
-    out: dict[tuple[int, int], float] = {}
-    for s in range(0, n, block):
-        q = queries[s:s + block].reshape(-1, d)
-        sim = (q @ gal.T).reshape(-1, nq, n, ng).max(axis=(1, 3))  # (rows, n)
-        sim[np.arange(sim.shape[0]), s + np.arange(sim.shape[0])] = -np.inf
-        if dense is not None:
-            dense[s:s + sim.shape[0]] = sim
-            continue
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        for r, js in enumerate(top):
-            for j in js:
-                v = float(sim[r, j])
-                if v >= threshold:
-                    key = (min(s + r, int(j)), max(s + r, int(j)))
-                    out[key] = max(out.get(key, -1.0), v)
-    if dense is not None:  # symmetric scores, then each image's best partners
-        sym = np.maximum(dense, dense.T)
-        top = np.argpartition(-sym, k - 1, axis=1)[:, :k]
-        for i, js in enumerate(top):
-            for j in js:
-                v = float(sym[i, j])
-                if v >= threshold:
-                    out[(min(i, int(j)), max(i, int(j)))] = v
-    return sorted((i, j, v) for (i, j), v in out.items())
+        return [], IndexStats(n, bits, 0, 0, 0)
+    up = [words(d, bits) for d in des]
+    mi = [words(d, bits) for d in des_m]
+    rows = np.repeat(np.arange(n), [len(w) for w in up])
+    cols = np.concatenate(up)
+    vocab, col = np.unique(cols, return_inverse=True)  # only the words that occur (the index's keys)
+    df = np.bincount(col, minlength=len(vocab))
+    keep = df <= max_postings
+    idf = np.where(keep, np.log((n + 1) / (df + 1)), 0.0).astype(np.float32)
+    index = sparse.csr_matrix((idf[col], (rows, col)), shape=(n, len(vocab)))
+    index.eliminate_zeros()  # stop words (and words in every image: weight 0) leave the index
+    norm = np.sqrt(np.asarray(index.multiply(index).sum(axis=1)).ravel())
+    index = sparse.diags(1 / np.maximum(norm, 1e-9)).dot(index).tocsr()
+    posted = index.T.tocsr()  # the inverted file: word -> (image, weight)
+    lengths = np.diff(posted.indptr)
 
+    def query(ws: list[np.ndarray]) -> tuple[sparse.csr_matrix, int]:
+        qr = np.repeat(np.arange(n), [len(w) for w in ws])
+        qc = np.searchsorted(vocab, np.concatenate(ws)) if qr.size else np.zeros(0, np.int64)
+        hit = (qc < len(vocab))
+        hit[hit] = vocab[qc[hit]] == np.concatenate(ws)[hit]
+        qr, qc = qr[hit], qc[hit]
+        q = sparse.csr_matrix((idf[qc], (qr, qc)), shape=(n, len(vocab)))
+        q.eliminate_zeros()
+        qn = np.sqrt(np.asarray(q.multiply(q).sum(axis=1)).ravel())
+        q = sparse.diags(1 / np.maximum(qn, 1e-9)).dot(q).tocsr()
+        return q, int(lengths[q.indices].sum())
 
-def _bag(words: list[np.ndarray]) -> sparse.csr_matrix:
-    """Rows: square-rooted word counts, unit norm (a bag of keypoint words per image)."""
-    n = len(words)
-    rows = np.concatenate([np.full(w.size, i) for i, w in enumerate(words)]) if n else np.zeros(0, int)
-    cols = np.concatenate([w.ravel().astype(np.int64) for w in words]) if n else np.zeros(0, int)
-    m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                          shape=(n, WORD_TABLES << WORD_BITS))
-    m.sum_duplicates()
-    m.data = np.sqrt(m.data)
-    norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    return sparse.diags(1 / np.maximum(norm, 1e-9)).dot(m).tocsr()
-
-
-def word_pairs(fingerprints: list[Fingerprint], max_per_image: int = 8,
-               block: int = 512) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, score)`` with ``i < j``: for each image its ``max_per_image`` best partners by
-    the cosine of their bags of keypoint words (upright or mirrored, the better): blind to crops,
-    shifts and small turns, where the layout is not, and telling apart look-alike OPGs that the layout
-    cannot (drawn from one anatomy model). A sparse product in blocks of ``block`` images."""
-    n = len(fingerprints)
-    if n < 2:
-        return []
-    up = _bag([f.words for f in fingerprints])
-    mirror = _bag([f.words_m for f in fingerprints])
     k = min(max_per_image, n - 1)
     out: dict[tuple[int, int], float] = {}
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        sim = np.maximum((up[s:e] @ up.T).toarray(), (mirror[s:e] @ up.T).toarray())
-        sim[np.arange(e - s), s + np.arange(e - s)] = -np.inf
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        for r, js in enumerate(top):
-            for j in js:
-                key = (min(s + r, int(j)), max(s + r, int(j)))
-                out[key] = max(out.get(key, -1.0), float(sim[r, j]))
-    return sorted((i, j, v) for (i, j), v in out.items())
-
-
-def layout_scores(fingerprints: list[Fingerprint]) -> np.ndarray:
-    """(n, n) symmetric layout score of every pair (for benchmarks; the stage uses candidate_pairs)."""
-    q = np.stack([f.query for f in fingerprints])
-    g = np.stack([f.gallery for f in fingerprints])
-    n = len(fingerprints)
-    sim = (q.reshape(-1, q.shape[2]) @ g.reshape(n * g.shape[1], -1).T).reshape(n, q.shape[1], n, g.shape[1])
-    sim = sim.max(axis=(1, 3))
-    sym = np.maximum(sim, sim.T)
-    np.fill_diagonal(sym, -np.inf)
-    return sym
+    visits = 0
+    for ws in (up, mi):
+        q, v = query(ws)
+        visits += v
+        for s in range(0, n, block):
+            sim = (q[s:s + block] @ posted).tocsr()  # reads only the posting lists of the queries' words
+            for r in range(sim.shape[0]):
+                lo, hi = sim.indptr[r], sim.indptr[r + 1]
+                js, vs = sim.indices[lo:hi], sim.data[lo:hi]
+                own = js != s + r
+                js, vs = js[own], vs[own]
+                if len(js) > k:
+                    top = np.argpartition(-vs, k - 1)[:k]
+                    js, vs = js[top], vs[top]
+                for j, val in zip(js.tolist(), vs.tolist()):
+                    key = (min(s + r, j), max(s + r, j))
+                    out[key] = max(out.get(key, -1.0), val)
+    stats = IndexStats(n, bits, int((~keep).sum()), int(index.nnz), visits)
+    return sorted((i, j, v) for (i, j), v in out.items()), stats
 
 
 def _confirm_job(a: Fingerprint, b: Fingerprint) -> Match:
     return confirm(a, b)
 
 
-def group(fingerprints: list[Fingerprint], candidate_threshold: float, threshold: float,
-          max_candidates: int = 8, workers: int = 1) -> tuple[list[int], list[tuple[int, int, Match]]]:
+def group(fingerprints: list[Fingerprint], threshold: float, max_candidates: int = 8, max_postings: int = 64,
+          workers: int = 1) -> tuple[list[int], list[tuple[int, int, Match]]]:
     """Group near-duplicates: ``(label per image, confirmed pairs (i, j, match))``.
 
+    Candidates from the keypoint-word index (:func:`candidates`), each confirmed by registration.
     Labels are the smallest member index of each group (an image alone is its own label). The
     confirmations run over ``workers`` processes."""
     n = len(fingerprints)
@@ -400,12 +404,8 @@ def group(fingerprints: list[Fingerprint], candidate_threshold: float, threshold
             i = parent[i]
         return i
 
-    q = np.stack([f.query for f in fingerprints])
-    g = np.stack([f.gallery for f in fingerprints])
-    pairs = candidate_pairs(q, g, candidate_threshold, max_candidates)
-    seen = {(i, j) for i, j, _ in pairs}  # and each image's best partners by keypoint words
-    pairs += [p for p in word_pairs(fingerprints, max_candidates) if (p[0], p[1]) not in seen]
-    pairs.sort()
+    pairs, _ = candidates([f.des for f in fingerprints], [f.des_m for f in fingerprints], max_candidates,
+                          max_postings)
     jobs = [(fingerprints[i], fingerprints[j]) for i, j, _ in pairs]
     confirmed = []
     for (i, j, _), m in zip(pairs, workpool.imap(_confirm_job, jobs, workers, progress=False)):
