@@ -46,12 +46,21 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def data_digest(ids: list[str], pixels: torch.Tensor) -> str:
+    """sha256 of the train ids *and* the pixels training sees: the same ids with other pixels (a
+    changed crop, letterbox or audit upstream) are other data, and their checkpoints are not resumed."""
+    h = hashlib.sha256("\n".join(ids).encode())
+    h.update(str(tuple(pixels.shape)).encode())
+    h.update(pixels.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def fingerprint(config: dict[str, Any], seed: int, height: int, width: int, ids: list[str],
-                modules: list[ModuleType]) -> dict:
+                modules: list[ModuleType], pixels: torch.Tensor) -> dict:
     """What a checkpoint must match to be resumed: ``config`` (without the resumable keys), seed,
-    size, the train ids and :func:`code_hash` of ``modules``."""
+    size, the train ids and pixels (:func:`data_digest`) and :func:`code_hash` of ``modules``."""
     return {"config": config, "seed": seed, "height": height, "width": width,
-            "data": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "code": code_hash(modules)}
+            "data": data_digest(ids, pixels), "code": code_hash(modules)}
 
 
 def code_hash(modules: list[ModuleType]) -> str:

@@ -185,10 +185,11 @@ def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtim
     return Nets(G, D, EMA(G, cfg.ema_decay), opt_g, opt_d)
 
 
-def _fingerprint(cfg: TrainConfig, seed: int, height: int, width: int, ids: list[str]) -> dict:
+def _fingerprint(cfg: TrainConfig, seed: int, height: int, width: int, ids: list[str],
+                 data: torch.Tensor) -> dict:
     kept = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
     code = [diffaugment, ema, losses, models, trainset, runtime, checkpoint, sys.modules[__name__]]
-    return checkpoint.fingerprint(kept, seed, height, width, ids, code)
+    return checkpoint.fingerprint(kept, seed, height, width, ids, code, data)
 
 
 class Batches:
@@ -304,7 +305,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
         data, ids = load_train_images(images_dir, split_csv, height, width)
     else:
         data, ids = images, [f"tensor-{images.shape[0]}"]
-    fingerprint = _fingerprint(cfg, seed, height, width, ids)
+    fingerprint = _fingerprint(cfg, seed, height, width, ids, data)
     nets = _build_nets(cfg, height, width, seed, rt, data)
     G, D = nets.G, nets.D
     G_run = torch.compile(G) if cfg.compile else G

@@ -111,6 +111,21 @@ def test_a_changed_config_starts_afresh_and_more_steps_continue(dataset, tmp_pat
     assert "another run (differs in config, train.n_critic): starting afresh" in capsys.readouterr().out
 
 
+def test_other_pixels_under_the_same_ids_start_afresh(dataset, tmp_path, capsys):
+    """A changed crop or letterbox upstream rewrites the train images under the same ids: their
+    checkpoints belong to other data and must not be resumed (else `dvc repro` would re-export a
+    generator trained on the old images)."""
+    out = tmp_path / "m"
+    run(TrainConfig(steps=2, **TINY), out, dataset)
+    images, _ = dataset
+    first = sorted(Path(images).glob("*.png"))[0]
+    img = pngio.read_png16(first)
+    pngio.write_png16(first, np.ascontiguousarray(65535 - img))   # same id, other pixels
+    again = run(TrainConfig(steps=2, **TINY), out, dataset)
+    assert again["resumed_from"] == 0 and again["finished"]
+    assert "another run (differs in data): starting afresh" in capsys.readouterr().out
+
+
 def test_overrides_per_variant_are_checked():
     cfg = TrainConfig(steps=10, overrides={"a": {"steps": 3, "features": 4}})
     assert cfg.for_variant("a").steps == 3 and cfg.for_variant("a").features == 4
