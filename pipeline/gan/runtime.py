@@ -78,7 +78,7 @@ def setup(device: str, amp: str, channels_last: str, threads: int | None = None,
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if not use_cuda and (threads or world > 1):
+    if not use_cuda and (threads is not None or world > 1):
         torch.set_num_threads(cpu_threads(threads, world))
     use_amp = amp == "bf16" or (amp == "auto" and use_cuda)
     cl = channels_last == "on" or (channels_last == "auto" and use_cuda)
@@ -98,15 +98,16 @@ def set_tf32(on: bool) -> None:
 
 
 def cpu_threads(requested: int | None, world: int = 1) -> int:
-    """Torch threads per process on the CPU: ``requested`` (default: all cores) shared by the
-    ``world`` ranks, but no more than the cores the load average leaves idle. The nets are small, so
-    every op is a short parallel region whose OpenMP barrier waits for all its threads: on a busy
-    machine a thread that is not scheduled stalls the others (measured on 2 shared cores at load 5:
-    2 threads 2.4-3.2 s/step, 1 thread 0.52 s/step). Changes only float rounding, never the maths."""
-    cores = cpu_count()
-    n = max(1, (requested or cores) // world)
-    idle = cores - int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else cores
-    return max(1, min(n, idle // world if world > 1 else idle))
+    """Torch threads per process on the CPU: ``requested`` in all (0 or None: every core this process
+    may use) shared by the ``world`` ranks. Never taken from the machine's load: the count sets the
+    order of float sums, so a run's images would depend on what else ran (an earlier version lowered
+    it on a loaded machine, and two `dvc repro` runs of the same inputs gave different generators).
+    The default ``train.cpu_threads: 1`` is also the fastest on a shared machine: the nets are
+    small, every op is a short parallel region whose OpenMP barrier waits for all its threads, and a
+    thread that is not scheduled stalls the others (2 shared cores at load 5: 2 threads 2.4-3.2
+    s/step, 1 thread 0.52 s/step)."""
+    n = requested if requested and requested > 0 else cpu_count()
+    return max(1, n // world)
 
 
 def allreduce_grads(params: list[torch.Tensor], world: int) -> None:

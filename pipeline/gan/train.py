@@ -12,8 +12,8 @@
   from the newest one of the same config, seed, data and code, on any device and with any number
   of processes that divides the global batch (the launch is a speed setting; RNG rule in
   :mod:`pipeline.gan.checkpoint`), bit-identically when the launch is the same, on the CPU with the
-  same thread count (:func:`pipeline.gan.runtime.cpu_threads` lowers it on a loaded machine: a
-  speed/rounding trade-off). Only a checkpoint of another config, seed, data or code is removed
+  same ``train.cpu_threads`` (the thread count sets the order of float sums, and over thousands of
+  GAN steps the images: it is a param, never read from the machine's load). Only a checkpoint of another config, seed, data or code is removed
   (a new run); never one because the launch differs.
 - Multi-process (``train.gpus``: ``python -m stages.train V`` execs ``torchrun --nproc_per_node=N``
   itself, :mod:`pipeline.gan.launch`, so ``dvc repro`` is the multi-GPU run): each rank draws its own
@@ -87,6 +87,7 @@ class TrainConfig:
     data_on_device_gb: float = 8.0   # keep the train set on the GPU when it is at most this big
     tf32: bool = True                # CUDA: fp32 matmuls/convolutions (penalty, amp off) in TF32
     gpus: int | Literal["auto"] = "auto"   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
+    cpu_threads: int = 1             # CPU: torch threads in all (0: every core); sets the float rounding
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,8 @@ class TrainConfig:
                      "keep_checkpoints", "sample_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1")
+        if self.cpu_threads < 0:
+            raise ValueError(f"train.cpu_threads must be >= 0 (0: every core), got {self.cpu_threads}")
         if self.gpus != "auto" and self.gpus < 0:
             raise ValueError(f"train.gpus must be auto or >= 0, got {self.gpus}")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
@@ -141,7 +144,7 @@ class TrainConfig:
 # device, processes and speed settings; logging; the length of the run)
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "sample_count", "checkpoint_every",
                   "keep_checkpoints", "device", "channels_last", "compile", "data_on_device_gb",
-                  "tf32", "gpus", "overrides"}
+                  "tf32", "gpus", "cpu_threads", "overrides"}
 
 
 @dataclasses.dataclass
@@ -293,7 +296,8 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     and checkpoints excluded). None of them changes the maths; the thread count changes float
     rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
     """
-    rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, threads, tf32=cfg.tf32)
+    rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, cfg.cpu_threads if threads is None else threads,
+                       tf32=cfg.tf32)
     out_dir = Path(out_dir)
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"
     if cfg.batch % rt.world:

@@ -1,4 +1,4 @@
-"""The process runtime: CPU threads under load, the host-sync guard, TF32 set through one API."""
+"""The process runtime: CPU threads from the param, the host-sync guard, TF32 set through one API."""
 from __future__ import annotations
 
 import torch
@@ -7,15 +7,28 @@ from pipeline.gan import runtime
 from pipeline.gan.runtime import Runtime
 
 
-def test_cpu_threads_share_the_idle_cores(monkeypatch):
+def test_cpu_threads_come_from_the_param_never_from_the_load(monkeypatch):
+    """The thread count sets the float rounding of a run: it must not follow the machine's load
+    (two `dvc repro` of the same inputs would give different generators)."""
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda _: set(range(8)))
-    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert runtime.cpu_threads(None) == 8 and runtime.cpu_threads(4) == 4
-    assert runtime.cpu_threads(None, world=2) == 4
-    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (5.4, 0.0, 0.0))   # 5 cores busy elsewhere
-    assert runtime.cpu_threads(None) == 3 and runtime.cpu_threads(None, world=2) == 1
-    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
-    assert runtime.cpu_threads(8) == 1
+    for load in (0.2, 5.4, 30.0):
+        monkeypatch.setattr(runtime.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert runtime.cpu_threads(None) == 8 and runtime.cpu_threads(0) == 8 and runtime.cpu_threads(4) == 4
+        assert runtime.cpu_threads(0, world=2) == 4 and runtime.cpu_threads(1, world=2) == 1
+
+
+def test_the_stage_default_is_one_thread():
+    from pipeline.gan.train import RESUMABLE_KEYS, TrainConfig
+
+    assert TrainConfig().cpu_threads == 1 and "cpu_threads" in RESUMABLE_KEYS   # a launch key: resumable
+    before = torch.get_num_threads()
+    try:
+        runtime.setup("cpu", "off", "off", 2)
+        assert torch.get_num_threads() == 2
+        runtime.setup("cpu", "off", "off", 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_sync_guard_wraps_only_active_cuda_steps(monkeypatch):

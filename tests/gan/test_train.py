@@ -136,6 +136,8 @@ def test_overrides_per_variant_are_checked():
         TrainConfig(overrides={"teeth_sqaure": {"steps": 3}}).for_variant("teeth_square", ["full_16x9", "teeth_square"])
     with pytest.raises(ValueError):
         TrainConfig(diffaugment="translation,colour")
+    with pytest.raises(ValueError, match="cpu_threads"):
+        TrainConfig(cpu_threads=-1)
 
 
 def test_trainset_reads_train_rows_and_rejects_bad_files(dataset, tmp_path):
