@@ -19,7 +19,7 @@ def main(params: dict, name: str) -> None:
             launch.exec_torchrun(nproc, ["-m", "stages.train", name])
     lay = Layout()
     result = train(cfg, name, variant.height, variant.width, config.seed(params),
-                   lay.variant(name) / "images", lay.split_csv, lay.model(name))   # CPU threads: train.cpu_threads
+                   lay.variant(name) / "images", lay.split_csv, lay.model(name))
     if result.get("world", 1) == 1 or os.environ.get("RANK", "0") == "0":
         print(json.dumps(result, indent=1))
 

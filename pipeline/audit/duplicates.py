@@ -382,10 +382,6 @@ def candidates(des: list[np.ndarray], des_m: list[np.ndarray], max_per_image: in
     return sorted((i, j, v) for (i, j), v in out.items()), stats
 
 
-def _confirm_job(a: Fingerprint, b: Fingerprint) -> Match:
-    return confirm(a, b)
-
-
 def group(fingerprints: list[Fingerprint], threshold: float, max_candidates: int = 8, max_postings: int = 64,
           workers: int = 1) -> tuple[list[int], list[tuple[int, int, Match]]]:
     """Group near-duplicates: ``(label per image, confirmed pairs (i, j, match))``.
@@ -408,7 +404,7 @@ def group(fingerprints: list[Fingerprint], threshold: float, max_candidates: int
                           max_postings)
     jobs = [(fingerprints[i], fingerprints[j]) for i, j, _ in pairs]
     confirmed = []
-    for (i, j, _), m in zip(pairs, workpool.imap(_confirm_job, jobs, workers, progress=False)):
+    for (i, j, _), m in zip(pairs, workpool.imap(confirm, jobs, workers, progress=False)):
         if m.similarity >= threshold:
             confirmed.append((i, j, m))
             ri, rj = find(i), find(j)

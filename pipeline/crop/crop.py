@@ -213,7 +213,6 @@ class Landmarks:
     notes: tuple = ()       # where the box was widened, and why
     cues: dict = field(default_factory=dict)  # the jaw-scale cues (rows)
     upper_edge: float = 0.0  # rows from the gap up to where the upper roots' lobe fades
-    extents: dict = field(default_factory=dict)  # the raw crown extents (work columns of the frame) before margin and bounds
     gap_mid: float = 0.0    # the occlusal curve's mean row over the jaw's middle (the front teeth)
 
 
@@ -339,11 +338,6 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     right = _crown_extent(crowns[lo:hi], max(0, min(core_r, hi - 1) - lo), +1, thr, run) + lo
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
                                       max(2, int(cfg.far_width * jaw)))
-    gxs0 = slice(max(gl, 0), max(min(gr, ww), max(gl, 0) + 1))
-    extents = {"crown_left": left + fx0, "crown_right": right + 1 + fx0, "lo": lo + fx0, "hi": hi + fx0,
-               "run_left": gl + fx0, "run_right": gr + fx0, "curve_mid": float(curve[c0:c1].mean()) + fy0,
-               "run_top": float(curve[gxs0].min()) + fy0, "run_bottom": float(curve[gxs0].max()) + fy0,
-               "field_h": hh, "field_w": ww}
     inner = cfg.half_width[0] * jaw
     left = float(np.clip(left - cfg.side_margin * jaw, mid - outer, mid - inner))
     right = float(np.clip(right + 1 + cfg.side_margin * jaw, mid + inner, mid + outer))
@@ -382,7 +376,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # back to the whole frame (work pixels)
     return Landmarks(s, (round(w * s), round(h * s)), (fx0, fy0, fx1, fy1), jaw, left + fx0, right + fx0,
                      float(curve[xs_t].min()) + fy0, float(curve[xs_t].max()) + fy0, float(mand), root_edge,
-                     mid + fx0, scores, tuple(notes), cues, upper_edge, extents, float(curve[c0:c1].mean()) + fy0)
+                     mid + fx0, scores, tuple(notes), cues, upper_edge, float(curve[c0:c1].mean()) + fy0)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:

@@ -51,7 +51,7 @@ def data_digest(ids: list[str], pixels: torch.Tensor) -> str:
     changed crop, letterbox or audit upstream) are other data, and their checkpoints are not resumed."""
     h = hashlib.sha256("\n".join(ids).encode())
     h.update(str(tuple(pixels.shape)).encode())
-    h.update(pixels.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h.update(np.ascontiguousarray(pixels.detach().to("cpu", torch.float32).numpy()).view(np.uint8))  # no copy
     return h.hexdigest()
 
 
