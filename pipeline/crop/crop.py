@@ -28,7 +28,16 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    metal does not set it. Plus ``side_margin`` x J (on the annotated OPGs the profile stopped up to
    0.21 J short of the last molar), kept within ``half_width`` x J of the midline (outer 2.4: the
    widest annotated arch is 1.82 J; a device with a 1.3x wider horizontal magnification still fits,
-   where the earlier bound of 2.0 cut the outer molars under the aspect-2.3 stretch).
+   where the earlier bound of 2.0 cut the outer molars under the aspect-2.3 stretch). The midline
+   is taken twice: the middle of the occlusal gap's run, and the image's mirror axis (the column
+   about which the whole picture best matches its own mirror image: ``detector.symmetry_axis``,
+   used where the halves correlate at least ``min_symmetry``); the bounds reach ``half_width`` x J
+   beyond both. Measured against the annotated box's centre (identity and 8 transforms of the 21
+   real OPGs): the gap's centre was off by 0.11-0.18 J on average and by up to 1.10 J (the gap ran
+   off one side under zoom 1.3, or along a partial dentition), the mirror axis by 0.05-0.09 J and at
+   most 0.50 J. With the gap's centre alone the bound cut the far molars of one jaw under zoom 1.3
+   and under a grey top band (coverage 0.966 and 0.954); spanning both, the bound costs 0.05 in
+   mean area (2.12x -> 2.17x in-sample) and no image is cut by it.
 4. **Top/bottom.** Top = the occlusal curve's row over the front teeth - ``up[1]`` x J; bottom =
    lowest gap row over the teeth columns + ``down[2]`` x J (``up[0]``, ``down[0..1]``: slopes on the
    roots' lobes and the mandible distance, 0 at present). The top is anchored at the middle because
@@ -51,7 +60,9 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
 Confidence (0..1) is the product of soft scores: gap points agreeing with the curve, gap depth,
 both lobes standing out, the gap's run and the lobes' height in units of J, the gap's row, and the
 agreement of the two scale cues. Below ``min_confidence`` the manifest says ``method=fallback``: the
-landmark rows with the widest arch allowed (``half_width[1]`` x J about the midline) when a gap was
+landmark rows, grown by ``fallback_margin`` x J above and below (the scale cue behind them is the weak
+one: a zoomed-in jaw whose mandible leaves the frame lost 2 % of its upper roots without it), with
+the widest arch allowed (``half_width[1]`` x J beyond the midline and the mirror axis) when a gap was
 found where one can be, otherwise the documented ``fallback`` window (fractions of the exposed
 field, nearly all of it: safe, not tight). ``reason`` says which scores were weak and where the box
 was widened.
@@ -62,16 +73,16 @@ failures come from anatomy phantoms lack (long canines, partial dentitions, brig
 arch). A few measured quantities with a handful of coefficients can be checked by leave-one-out on
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
 
-Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02): real OPGs, coverage >= 0.99 on
-all 21 in-sample, under leave-one-out (refit without the image) and with aku-* held out; 4 of 5 with
-akudual-* held out (the fifth 0.975). Under the 21 device-like transforms: >= 98 % covered under 18,
-and under random devices (all at once, 63 draws: 100 %); zoom 1.3 crop 90 % (a 5-7 % root tip lost
-where the frame cuts the mandible and the jaw scale cues disagree), white or grey border bands 95 %
-(one image each). Demo archive ground truth: every image covered under all 22. NOT reached: the
-mean area, 2.12x the teeth box on the real OPGs in-sample (2.14x on the 1024-px copies the
-transforms start from, 1.79-2.79 under the transforms, 3.9 under zoom 0.7 with a mirrored pad) and
-1.62x on the demo (1.57-2.04; target 1.5). Where it comes from (per side, real, in units of the
-teeth box): left 0.24, right 0.24, top 0.28, bottom 0.13; demo: 0.09, 0.10, 0.27, 0.08. The sides:
+Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after the mirror axis and the
+fallback's row margin): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit
+without the image) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth 0.985). Under
+the 21 device-like transforms: >= 98 % covered under 20 (before: 18), and under random devices (all
+at once, 63 draws: 100 %); zoom 1.3 crop 95 % (one jaw at 0.988: 4 rows of its lower roots, where the
+frame cuts the mandible). Demo archive ground truth: every image covered under all 22. NOT reached:
+the mean area, 2.17x the teeth box on the real OPGs in-sample (2.18x on the 1024-px copies the
+transforms start from, 1.89-2.86 under the transforms, 4.1 under zoom 0.7 with a mirrored pad) and
+1.62x on the demo (1.57-2.05; target 1.5). Where it comes from (per side, real, in units of the
+teeth box): left 0.26, right 0.25, top 0.28, bottom 0.13; demo: 0.09, 0.10, 0.27, 0.08. The sides:
 the crown profile runs on past the last molar into the bone (up to 1 J a side on a third of the
 jaws, to the ``half_width`` bound on 7 of 21). Tighter stops were measured under all 22 transforms
 and lost teeth: bounding the arch by the occlusal gap's run (shifts, gamma); a crown threshold of
@@ -79,11 +90,24 @@ and lost teeth: bounding the arch by the occlusal gap's run (shifts, gamma); a c
 (1.89x in-sample, but aspect 2.3, shifts, a white band and gamma 0.6 lost 1-2 jaws each, a side cut
 down to 0.83); the stricter lone-crown rule alone (0.7 over 0.2 J): gamma 0.6 lost the outer molars
 of a jaw whose molar crowns reach 0.5-0.6 of the level against 0.4-0.5 in the bone beside them,
-which only the present lone-crown rule still finds. The top: the offset needed above the occlusal
+which only the present lone-crown rule still finds. Also measured and not kept (2026-12-02):
+lone crowns capped at 0.35 or 0.5 J wide (the ramus's stretches are longer: 2.09x and 2.15x, but a
+white left band then lost a lone upper molar, 0.85, and a pair of lone molars is wider than one);
+lone crowns required to peak at 0.8 or 1.0 of the crown level (2.11x, 1.98x; gamma 0.6 lost a jaw,
+0.83); the arch bounded by the occlusal gap's run + 0.1-0.2 J (1.87-1.92x; 10-12 transforms under
+98 %); a per-column logistic model over 17 profile features (crowns, gap depth, upper and lower
+vertical structure, crown-gap contrast at three smoothings, distance from the midline), fitted
+with every transform of 20 jaws and tested on the 21st: its extent fell short by up to 0.55 J
+in-sample (sd 0.21 J), so the margin leave-one-out needs gave widths 1.31-1.54x the teeth box,
+no tighter than the crown profile's 1.51x; the scale cues' mean instead of the larger (1.97-2.03x,
+but zoom 1.15/1.3, shifts and bands lost 9-11 rows of jaws: the larger cue is what keeps a
+mandible cut off by the frame from shrinking the box). The top: the offset needed above the occlusal
 curve's middle varies with a spread of 0.12 J (mean 0.67; offset 0.962 = mean + 2.5 sd, which
 leave-one-out needs) and no measured cue predicts it (the upper lobe of vertical structure or of
 brightness, at 0.2-0.6 of its peak, over the front or all teeth columns: correlation under 0.3, no
-gain under leave-one-out). The detector before this one: 1.81x in-sample, but 81 % under
+gain under leave-one-out; the row of the most prominent bright band 0.4-1.1 J above the gap over
+the front teeth, the palate's shadow that lies over the upper apices on most of these jaws, predicts
+it with a spread of 0.13 J: no better). The detector before this one: 1.81x in-sample, but 81 % under
 leave-one-out, 50 % with aku-* held out, and 57-86 % under 7 transforms.
 """
 from __future__ import annotations
@@ -138,6 +162,8 @@ class CropConfig:
     far_width: float = 0.1          # ... over at least this x jaw
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
     edge_snap: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.15])
+    min_symmetry: float = 0.3       # the mirror axis counts where the image's halves correlate at least this much
+    fallback_margin: float = 0.1    # a fallback around the occlusal gap also grows this x jaw above and below
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -167,6 +193,10 @@ class CropConfig:
         r = list(self.edge_snap)
         if len(r) != 3 or not all(0 <= x <= 2 for x in r):
             raise config.ConfigError(f"crop.edge_snap must be [sides, top, bottom] in [0, 2] (x the jaw scale), got {self.edge_snap}")
+        if not 0 <= self.min_symmetry <= 1:
+            raise config.ConfigError(f"crop.min_symmetry must be in [0, 1], got {self.min_symmetry}")
+        if not 0 <= self.fallback_margin <= 1:
+            raise config.ConfigError(f"crop.fallback_margin must be in [0, 1] (x the jaw scale), got {self.fallback_margin}")
         if not 0 <= self.far_width <= 0.5:
             raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
         for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
@@ -213,6 +243,7 @@ class Landmarks:
     notes: tuple = ()       # where the box was widened, and why
     cues: dict = field(default_factory=dict)  # the jaw-scale cues (rows)
     upper_edge: float = 0.0  # rows from the gap up to where the upper roots' lobe fades
+    axis: float = -1.0      # the image's mirror axis (column; the midline where none is clear)
     gap_mid: float = 0.0    # the occlusal curve's mean row over the jaw's middle (the front teeth)
 
 
@@ -328,7 +359,16 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     crowns = np.percentile(tophat[reach - band:reach + band], 90, axis=0).astype(np.float32)
     crowns = cv2.GaussianBlur(crowns[:, None], (0, 0), 2.0).ravel()
     outer = cfg.half_width[1] * jaw
-    lo, hi = max(0, int(mid - outer)), min(ww, int(np.ceil(mid + outer)))
+    # the arch's bounds are taken about the gap's centre *and* the image's mirror axis: either may be
+    # off (a gap running off the frame moves the first; asymmetric anatomy in view the second)
+    axis, sym_r = detector.symmetry_axis(g)
+    if sym_r < cfg.min_symmetry:
+        axis = float(mid)
+    a0, a1 = min(mid, axis), max(mid, axis)
+    if a1 - a0 > 0.3 * jaw:
+        notes.append(f"the mirror axis and the occlusal gap's centre differ by {(a1 - a0) / jaw:.2f} jaw: "
+                     "the arch allowed spans both")
+    lo, hi = max(0, int(a0 - outer)), min(ww, int(np.ceil(a1 + outer)))
     core_l, core_r = max(lo, gl), min(hi - 1, gr - 1)
     # metal (implants, bridges) must not set the level natural crowns are judged by
     ref = float(np.percentile(crowns[c0:c1], 40)) if c1 > c0 else float(np.median(crowns))
@@ -339,9 +379,9 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
                                       max(2, int(cfg.far_width * jaw)))
     inner = cfg.half_width[0] * jaw
-    left = float(np.clip(left - cfg.side_margin * jaw, mid - outer, mid - inner))
-    right = float(np.clip(right + 1 + cfg.side_margin * jaw, mid + inner, mid + outer))
-    if left <= mid - outer + 1 or right >= mid + outer - 1:
+    left = float(np.clip(left - cfg.side_margin * jaw, a0 - outer, a1 - inner))
+    right = float(np.clip(right + 1 + cfg.side_margin * jaw, a0 + inner, a1 + outer))
+    if left <= a0 - outer + 1 or right >= a1 + outer - 1:
         notes.append("crowns reach the widest arch allowed")
     xs_t = slice(max(0, int(left)), min(ww, int(np.ceil(right))))
 
@@ -376,7 +416,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # back to the whole frame (work pixels)
     return Landmarks(s, (round(w * s), round(h * s)), (fx0, fy0, fx1, fy1), jaw, left + fx0, right + fx0,
                      float(curve[xs_t].min()) + fy0, float(curve[xs_t].max()) + fy0, float(mand), root_edge,
-                     mid + fx0, scores, tuple(notes), cues, upper_edge, float(curve[c0:c1].mean()) + fy0)
+                     mid + fx0, scores, tuple(notes), cues, upper_edge, axis + fx0, float(curve[c0:c1].mean()) + fy0)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:
@@ -439,7 +479,11 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
     if ok and scores["gap_row"] > 0 and scores["gap_fit"] > 0 and scores["gap_depth"] > 0.5 and scores["lobes"] > 0:
         # the occlusal gap was found where it can be: the landmark rows, the widest plausible columns
         outer = cfg.half_width[1] * lm.jaw
-        box = full(lm.midline - outer, by0, lm.midline + outer, by1)
+        # about both the gap's centre and the mirror axis; the rows widened too: a weak scale cue
+        # makes the landmark rows less sure
+        fm = cfg.fallback_margin * lm.jaw
+        ax = lm.midline if lm.axis < 0 else lm.axis
+        box = full(min(lm.midline, ax) - outer, by0 - fm, max(lm.midline, ax) + outer, by1 + fm)
         box = (box[0], min(box[1], detected[1]), box[2], max(box[3], detected[3]))
         return Detection(box, confidence, "fallback", detected, reason + "; widest arch around the occlusal gap")
     # no occlusal gap where one can be: the documented window, as fractions of the exposed field

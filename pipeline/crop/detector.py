@@ -173,6 +173,31 @@ def midline(score: np.ndarray, band: tuple[float, float]) -> int:
     return a + int(np.searchsorted(c, c[-1] / 2))
 
 
+def symmetry_axis(g: np.ndarray, width: int = 160, span: tuple[float, float] = (0.3, 0.7)) -> tuple[float, float]:
+    """(column, correlation): the vertical axis about which the image is most nearly its own mirror
+    image (an OPG is left-right symmetric about the jaw's midline: teeth, rami, condyles, spine),
+    searched over ``span`` of the width on a copy ``width`` px wide. The correlation is that of the
+    two mirrored halves where they overlap. It is judged on the whole picture, not on the occlusal
+    gap's run, so a gap that runs off one side of the frame (a zoomed-in or shifted device) does
+    not move it."""
+    hh, ww = g.shape
+    f = width / ww
+    a = cv2.resize(g, (width, max(8, round(hh * f))), interpolation=cv2.INTER_AREA).astype(np.float32)
+    xs = np.arange(width)
+    best = (-2.0, ww / 2.0)
+    for c2 in range(int(2 * span[0] * width), int(2 * span[1] * width) + 1):  # the axis at c2 / 2
+        xm = c2 - xs
+        ok = (xm >= 0) & (xm < width) & (2 * xs < c2)
+        if ok.sum() < width // 4:
+            continue
+        p, q = a[:, xs[ok]], a[:, xm[ok]]
+        p, q = p - p.mean(), q - q.mean()
+        r = float((p * q).sum() / np.sqrt((p * p).sum() * (q * q).sum() + 1e-12))
+        if r > best[0]:
+            best = (r, (c2 / 2 + 0.5) / f - 0.5)
+    return best[1], best[0]
+
+
 def far_crowns(profile: np.ndarray, left: int, right: int, lo: int, hi: int, thr: float, min_width: int) -> tuple[int, int]:
     """Isolated crowns beyond the arch [left, right] but inside [lo, hi): every stretch of at least
     ``min_width`` columns above ``thr`` (a tooth standing alone, far from the others: a molar
