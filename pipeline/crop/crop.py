@@ -379,8 +379,8 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
                                       max(2, int(cfg.far_width * jaw)))
     inner = cfg.half_width[0] * jaw
-    left = float(np.clip(left - cfg.side_margin * jaw, a0 - outer, a1 - inner))
-    right = float(np.clip(right + 1 + cfg.side_margin * jaw, a0 + inner, a1 + outer))
+    left = float(np.clip(left - cfg.side_margin * jaw, a0 - outer, a0 - inner))
+    right = float(np.clip(right + 1 + cfg.side_margin * jaw, a1 + inner, a1 + outer))
     if left <= a0 - outer + 1 or right >= a1 + outer - 1:
         notes.append("crowns reach the widest arch allowed")
     xs_t = slice(max(0, int(left)), min(ww, int(np.ceil(right))))
