@@ -160,6 +160,7 @@ class CropConfig:
     scale_spread: float = 1.25      # the two scale cues disagree beyond this ratio: the larger is used, confidence drops
     far_fraction: float = 0.5       # a lone crown beyond the arch: above this share of the crown level ...
     far_width: float = 0.1          # ... over at least this x jaw
+    far_within: float = 1.4         # ... looked for only on a side whose arch stops within this x jaw of the midline
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
     edge_snap: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.15])
     min_symmetry: float = 0.3       # the mirror axis counts where the image's halves correlate at least this much
@@ -199,6 +200,8 @@ class CropConfig:
             raise config.ConfigError(f"crop.fallback_margin must be in [0, 1] (x the jaw scale), got {self.fallback_margin}")
         if not 0 <= self.far_width <= 0.5:
             raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
+        if not self.far_within > 0:
+            raise config.ConfigError(f"crop.far_within must be > 0 (x the jaw scale; the arch's half-width), got {self.far_within}")
         for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
             if not 0 < getattr(self, name) < 1:
                 raise config.ConfigError(f"crop.{name} must be in (0, 1), got {getattr(self, name)}")
@@ -377,7 +380,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     left = _crown_extent(crowns[lo:hi], max(0, min(core_l, hi - 1) - lo), -1, thr, run) + lo
     right = _crown_extent(crowns[lo:hi], max(0, min(core_r, hi - 1) - lo), +1, thr, run) + lo
     left, right = detector.far_crowns(crowns, left, right, lo, hi, cfg.far_fraction * ref,
-                                      max(2, int(cfg.far_width * jaw)))
+                                      max(2, int(cfg.far_width * jaw)), (a0, a1), cfg.far_within * jaw)
     inner = cfg.half_width[0] * jaw
     left = float(np.clip(left - cfg.side_margin * jaw, a0 - outer, a0 - inner))
     right = float(np.clip(right + 1 + cfg.side_margin * jaw, a1 + inner, a1 + outer))

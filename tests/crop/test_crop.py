@@ -129,6 +129,32 @@ def test_crown_extent_bridges_a_missing_tooth_but_not_an_empty_jaw():
     assert _crown_extent(profile, 55, +1, 0.5, run=3) == 59
 
 
+def test_lone_crowns_are_sought_beyond_a_short_arch_but_not_beyond_a_complete_one():
+    # midline at column 200, jaw scale 50: far_within 1.4 -> a side is "short" if it stops within 70 columns
+    thr, width, centre, within = 0.5, 5, (200.0, 200.0), 70.0
+    short = np.zeros(400)
+    short[160:240] = 1.0          # incisors to canines: 40 columns a side
+    short[60:75] = 1.0            # a lone molar 125-140 columns out on the left
+    short[330:345] = 1.0          # and on the right
+    assert detector.far_crowns(short, 160, 239, 0, 400, thr, width, centre, within) == (60, 344)
+    full = np.zeros(400)
+    full[110:290] = 1.0           # a complete arch: 90 columns a side
+    full[40:60] = 1.0             # bright bone beyond it (the ramus)
+    full[340:360] = 1.0
+    assert detector.far_crowns(full, 110, 289, 0, 400, thr, width, centre, within) == (110, 289)
+    # one side short, the other complete: each side is judged on its own
+    mixed = full.copy()
+    mixed[110:160] = 0.0
+    assert detector.far_crowns(mixed, 160, 289, 0, 400, thr, width, centre, within) == (40, 289)
+    # without the rule (no centre) every lone stretch counts, as before
+    assert detector.far_crowns(full, 110, 289, 0, 400, thr, width) == (40, 359)
+    # a stretch narrower than the width is noise, not a crown
+    noise = short.copy()
+    noise[60:75] = 0.0
+    noise[70:73] = 1.0
+    assert detector.far_crowns(noise, 160, 239, 0, 400, thr, width, centre, within)[0] == 160
+
+
 def test_not_an_opg_falls_back_to_the_documented_window():
     rng = np.random.default_rng(0)
     flat = (rng.random((200, 400)) * 0.05 + 0.5).astype(np.float32)
