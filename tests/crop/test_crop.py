@@ -72,7 +72,7 @@ def test_real_opgs_crop_covers_every_teeth_box(real_results):
 
 @pytest.mark.xfail(strict=True, reason="not reached: the crown profile runs on past the last molar into "
                    "the bone on some jaws and the offsets hold under leave-one-out, so the box is generous; "
-                   "measured mean area 2.17x the teeth box on these 21 (bench/crop_fit.py, reports/bench/crop_fit.md)")
+                   "measured mean area 2.09x the teeth box on these 21 (bench/crop_fit.py, reports/bench/crop_fit.md)")
 def test_real_opgs_crop_is_tight(real_results):
     _check_area(real_results)
 
