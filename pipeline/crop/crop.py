@@ -40,8 +40,8 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    10 jaws out and no side needed it: every annotated box ended within the crown extent + the side
    margin; with 1.4, 6 sides of 4 jaws still move, all needlessly). 1.4 took the mean area from
    2.17x to 2.09x in-sample and under leave-one-out, with no covered share lost under any fold or
-   transform; 1.2 measured 1.97x and 1.0 1.95x, also with none lost, and 0.6 lost a lone upper molar under gamma 0.6 and a white
-   band. 1.4 is kept: a partial arch ending at the premolars stops near 1.1 J, with a lone molar
+   transform; 1.2 measured 1.97x and 1.0 1.95x (before ``mandible_room``), also with none lost,
+   and 0.6 lost a lone upper molar under gamma 0.6 and a white band. 1.4 is kept: a partial arch ending at the premolars stops near 1.1 J, with a lone molar
    beyond it that must still be found). The level is the 40th percentile of the central profile, so
    metal does not set it. Plus ``side_margin`` x J (on the annotated OPGs the profile stopped up to
    0.21 J short of the last molar), kept within ``half_width`` x J of the midline (outer 2.4: the
@@ -92,8 +92,7 @@ arch). A few measured quantities with a handful of coefficients can be checked b
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within`` and
-``mandible_room``): real
-OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit without the image, minimum
+``mandible_room``): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit without the image, minimum
 0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth 0.985). Under the 21
 device-like transforms and random devices (all at once, 63 draws): >= 98 % covered under all 22
 (zoom 1.3 crop: minimum 0.991). Demo archive ground truth: every image covered under all 22. NOT
@@ -101,10 +100,11 @@ reached: the mean area, 2.11x the teeth box on the real OPGs in-sample (1.75-2.4
 transforms, 4.1 under zoom 0.7 with a mirrored pad, where the mirrored jaw sends 33 % of the images
 to the fallback) and 1.62x on the demo (1.57-2.05; target 1.5). Where it comes from (per side,
 real, in units of the teeth box): left 0.23, right 0.21, top 0.28, bottom 0.13; demo: 0.09, 0.10,
-0.27, 0.09. On the real OPGs a third of it follows from the jaw scale: where the two scale cues
-disagree (6 of 21) the larger is used and it was the wrong one on 5 of them (judged by the teeth
-box's height); the lower-teeth cue alone on a disagreement gave 1.95x but lost 7 transform rows (a
-partial dentition down to 0.39 under a grey top band), the smaller 12, their mean 8. The sides:
+0.27, 0.09. Part of it follows from the jaw scale: where the two scale cues disagree (6 of the 21
+real OPGs) the larger is used, and it was the wrong one on 5 of them (judged by the teeth box's
+height); the lower-teeth cue alone on a disagreement gave 1.95x (from 2.09x, before
+``mandible_room``) but lost 7 transform rows (a partial dentition down to 0.39 under a grey top
+band), the smaller cue lost 12, their mean 8. The sides:
 the crown profile runs on past the last molar into the bone (up to 1 J a side on a third of the
 jaws, to the ``half_width`` bound on 7 of 21). Tighter stops were measured under all 22 transforms
 and lost teeth: bounding the arch by the occlusal gap's run (shifts, gamma); a crown threshold of
