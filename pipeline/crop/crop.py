@@ -41,8 +41,8 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    margin; with 1.4, 6 sides of 4 jaws still move, all needlessly). 1.4 took the mean area from
    2.17x to 2.09x in-sample and under leave-one-out, with no covered share lost under any fold or
    transform; 1.2 measured 1.97x and 1.0 1.95x (before ``mandible_room``), also with none lost,
-   and 0.6 lost a lone upper molar under gamma 0.6 and a white band. 1.4 is kept: a partial arch ending at the premolars stops near 1.1 J, with a lone molar
-   beyond it that must still be found). The level is the 40th percentile of the central profile, so
+   and 0.6 lost a lone upper molar under gamma 0.6 and a white band. 1.4 is kept: a partial arch
+   ending at the premolars stops near 1.1 J, with a lone molar beyond it that must still be found). The level is the 40th percentile of the central profile, so
    metal does not set it. Plus ``side_margin`` x J (on the annotated OPGs the profile stopped up to
    0.21 J short of the last molar), kept within ``half_width`` x J of the midline (outer 2.4: the
    widest annotated arch is 1.82 J; a device with a 1.3x wider horizontal magnification still fits,
@@ -92,8 +92,8 @@ arch). A few measured quantities with a handful of coefficients can be checked b
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within`` and
-``mandible_room``): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit without the image, minimum
-0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth 0.985). Under the 21
+``mandible_room``): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit
+without the image, minimum 0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth 0.985). Under the 21
 device-like transforms and random devices (all at once, 63 draws): >= 98 % covered under all 22
 (zoom 1.3 crop: minimum 0.991). Demo archive ground truth: every image covered under all 22. NOT
 reached: the mean area, 2.11x the teeth box on the real OPGs in-sample (1.75-2.42 under the
