@@ -40,22 +40,23 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    10 jaws out and no side needed it: every annotated box ended within the crown extent + the side
    margin; with 1.4, 6 sides of 4 jaws still move, all needlessly). 1.4 took the mean area from
    2.17x to 2.09x in-sample and under leave-one-out, with no covered share lost under any fold or
-   transform; 1.2 measured 1.97x and 1.0 1.95x (before ``mandible_room``), also with none lost,
-   and 0.6 lost a lone upper molar under gamma 0.6 and a white band. 1.4 is kept: a partial arch
-   ending at the premolars stops near 1.1 J, with a lone molar beyond it that must still be found). The level is the 40th percentile of the central profile, so
-   metal does not set it. Plus ``side_margin`` x J (on the annotated OPGs the profile stopped up to
-   0.21 J short of the last molar), kept within ``half_width`` x J of the midline (outer 2.4: the
-   widest annotated arch is 1.82 J; a device with a 1.3x wider horizontal magnification still fits,
-   where the earlier bound of 2.0 cut the outer molars under the aspect-2.3 stretch). The midline
-   is taken twice: the middle of the occlusal gap's run, and the image's mirror axis (the column
-   about which the whole picture best matches its own mirror image: ``detector.symmetry_axis``,
-   used where the halves correlate at least ``min_symmetry``); the bounds reach ``half_width`` x J
-   beyond both. Measured against the annotated box's centre (identity and 8 transforms of the 21
-   real OPGs): the gap's centre was off by 0.11-0.18 J on average and by up to 1.10 J (the gap ran
-   off one side under zoom 1.3, or along a partial dentition), the mirror axis by 0.05-0.09 J and at
-   most 0.50 J. With the gap's centre alone the bound cut the far molars of one jaw under zoom 1.3
-   and under a grey top band (coverage 0.966 and 0.954); spanning both, the bound costs 0.05 in
-   mean area (2.12x -> 2.17x in-sample) and no image is cut by it.
+   transform; 1.2 measured 1.97x and 1.0 1.95x (before ``mandible_room``), also with none lost, and
+   0.6 lost a lone upper molar under gamma 0.6 and a white band. 1.4 is kept: a partial arch ending
+   at the premolars stops near 1.1 J, with a lone molar beyond it that must still be found). The
+   level is the 40th percentile of the central profile, so metal does not set it. Plus
+   ``side_margin`` x J (on the annotated OPGs the profile stopped up to 0.21 J short of the last
+   molar), kept within ``half_width`` x J of the midline (outer 2.4: the widest annotated arch is
+   1.82 J; a device with a 1.3x wider horizontal magnification still fits, where the earlier bound
+   of 2.0 cut the outer molars under the aspect-2.3 stretch). The midline is taken twice: the middle
+   of the occlusal gap's run, and the image's mirror axis (the column about which the whole picture
+   best matches its own mirror image: ``detector.symmetry_axis``, used where the halves correlate at
+   least ``min_symmetry``); the bounds reach ``half_width`` x J beyond both. Measured against the
+   annotated box's centre (identity and 8 transforms of the 21 real OPGs): the gap's centre was off
+   by 0.11-0.18 J on average and by up to 1.10 J (the gap ran off one side under zoom 1.3, or along
+   a partial dentition), the mirror axis by 0.05-0.09 J and at most 0.50 J. With the gap's centre
+   alone the bound cut the far molars of one jaw under zoom 1.3 and under a grey top band (coverage
+   0.966 and 0.954); spanning both, the bound costs 0.05 in mean area (2.12x -> 2.17x in-sample) and
+   no image is cut by it.
 4. **Top/bottom.** Top = the occlusal curve's row over the front teeth - ``up[1]`` x J; bottom =
    lowest gap row over the teeth columns + ``down[2]`` x J (``up[0]``, ``down[0..1]``: slopes on the
    roots' lobes and the mandible distance, 0 at present). The top is anchored at the middle because
@@ -93,15 +94,15 @@ the 21 annotated OPGs; a network's cannot, with no real images it may be trained
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within`` and
 ``mandible_room``): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit
-without the image, minimum 0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth 0.985). Under the 21
-device-like transforms and random devices (all at once, 63 draws): >= 98 % covered under all 22
-(zoom 1.3 crop: minimum 0.991). Demo archive ground truth: every image covered under all 22. NOT
-reached: the mean area, 2.11x the teeth box on the real OPGs in-sample (1.75-2.42 under the
-transforms, 4.1 under zoom 0.7 with a mirrored pad, where the mirrored jaw sends 33 % of the images
-to the fallback) and 1.62x on the demo (1.57-2.05; target 1.5). Where it comes from (per side,
-real, in units of the teeth box): left 0.23, right 0.21, top 0.28, bottom 0.13; demo: 0.09, 0.10,
-0.27, 0.09. Part of it follows from the jaw scale: where the two scale cues disagree (6 of the 21
-real OPGs) the larger is used, and it was the wrong one on 5 of them (judged by the teeth box's
+without the image, minimum 0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth
+0.985). Under the 21 device-like transforms and random devices (all at once, 63 draws): >= 98 %
+covered under all 22 (zoom 1.3 crop: minimum 0.991). Demo archive ground truth: every image covered
+under all 22. NOT reached: the mean area, 2.11x the teeth box on the real OPGs in-sample (1.75-2.42
+under the transforms, 4.1 under zoom 0.7 with a mirrored pad, where the mirrored jaw sends 33 % of
+the images to the fallback) and 1.62x on the demo (1.57-2.05; target 1.5). Where it comes from (per
+side, real, in units of the teeth box): left 0.23, right 0.21, top 0.28, bottom 0.13; demo: 0.09,
+0.10, 0.27, 0.09. Part of it follows from the jaw scale: where the two scale cues disagree (6 of the
+21 real OPGs) the larger is used, and it was the wrong one on 5 of them (judged by the teeth box's
 height); the lower-teeth cue alone on a disagreement gave 1.95x (from 2.09x, before
 ``mandible_room``) but lost 7 transform rows (a partial dentition down to 0.39 under a grey top
 band), the smaller cue lost 12, their mean 8. The sides:
