@@ -274,7 +274,7 @@ class Landmarks:
     upper_edge: float = 0.0  # rows from the gap up to where the upper roots' lobe fades
     axis: float = -1.0      # the image's mirror axis (column; the midline where none is clear)
     gap_mid: float = 0.0    # the occlusal curve's mean row over the jaw's middle (the front teeth)
-    row_margin: float = 0.0  # rows added above the box (the scale rests on one cue, and the top on the scale)
+    one_cue: bool = False   # the mandible lies below the field: the scale rests on the lower teeth alone
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -463,7 +463,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     return Landmarks(s, (round(w * s), round(h * s)), (fx0, fy0, fx1, fy1), jaw, left + fx0, right + fx0,
                      float(curve[xs_t].min()) + fy0, float(curve[xs_t].max()) + fy0, float(mand), root_edge,
                      mid + fx0, scores, tuple(notes), cues, upper_edge, axis + fx0, float(curve[c0:c1].mean()) + fy0,
-                     cfg.fallback_margin * jaw if hidden else 0.0)
+                     hidden)
 
 
 def _gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:
@@ -516,7 +516,8 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         return (int(np.clip(np.floor(x0 / s), 0, w - 1)), int(np.clip(np.floor(y0 / s), 0, h - 1)),
                 int(np.clip(np.ceil(x1 / s), 1, w)), int(np.clip(np.ceil(y1 / s), 1, h)))
 
-    detected = full(bx0, by0 - lm.row_margin, bx1, by1)
+    fm = cfg.fallback_margin * lm.jaw   # rows a box resting on a weak scale cue grows by
+    detected = full(bx0, by0 - fm if lm.one_cue else by0, bx1, by1)
     ok = detected[2] - detected[0] >= 8 and detected[3] - detected[1] >= 8
     note = "; ".join(lm.notes)
     if ok and confidence >= cfg.min_confidence:
@@ -528,7 +529,6 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         outer = cfg.half_width[1] * lm.jaw
         # about both the gap's centre and the mirror axis; the rows widened too: a weak scale cue
         # makes the landmark rows less sure
-        fm = cfg.fallback_margin * lm.jaw
         ax = lm.midline if lm.axis < 0 else lm.axis
         box = full(min(lm.midline, ax) - outer, by0 - fm, max(lm.midline, ax) + outer, by1 + fm)
         box = (box[0], min(box[1], detected[1]), box[2], max(box[3], detected[3]))

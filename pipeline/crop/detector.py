@@ -199,19 +199,18 @@ def symmetry_axis(g: np.ndarray, width: int = 160, span: tuple[float, float] = (
 
 
 def far_crowns(profile: np.ndarray, left: int, right: int, lo: int, hi: int, thr: float, min_width: int,
-               centre: tuple[float, float] | None = None, within: float = np.inf) -> tuple[int, int]:
+               centre: tuple[float, float], within: float) -> tuple[int, int]:
     """Isolated crowns beyond the arch [left, right] but inside [lo, hi): every stretch of at least
     ``min_width`` columns above ``thr`` (a tooth standing alone, far from the others: a molar
     beside central implants) moves the edge out to its far end.
 
-    With ``centre`` = (c0, c1), the midline's span, a side is searched only where its arch stops
-    short, within ``within`` columns of the midline: beyond a complete arch the lone bright
-    stretches are the ramus and the bone behind the last molar, not teeth."""
-    if centre is not None:
-        if centre[0] - left >= within:
-            lo = left
-        if right - centre[1] >= within:
-            hi = right + 1
+    A side is searched only where its arch stops short, within ``within`` columns of ``centre`` =
+    (c0, c1), the midline's span: beyond a complete arch the lone bright stretches are the ramus
+    and the bone behind the last molar, not teeth."""
+    if centre[0] - left >= within:
+        lo = left
+    if right - centre[1] >= within:
+        hi = right + 1
     above = profile > thr
     for i in range(left - 1, lo - 1, -1):
         if above[i] and above[i:i + min_width].all() and i + min_width <= left:

@@ -146,8 +146,8 @@ def test_lone_crowns_are_sought_beyond_a_short_arch_but_not_beyond_a_complete_on
     mixed = full.copy()
     mixed[110:160] = 0.0
     assert detector.far_crowns(mixed, 160, 289, 0, 400, thr, width, centre, within) == (40, 289)
-    # without the rule (no centre) every lone stretch counts, as before
-    assert detector.far_crowns(full, 110, 289, 0, 400, thr, width) == (40, 359)
+    # with no bound every lone stretch counts (the rule before far_within)
+    assert detector.far_crowns(full, 110, 289, 0, 400, thr, width, centre, np.inf) == (40, 359)
     # a stretch narrower than the width is noise, not a crown
     noise = short.copy()
     noise[60:75] = 0.0
