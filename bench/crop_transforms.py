@@ -125,3 +125,47 @@ def random_device(img, box, rng: np.random.Generator):
     if rng.random() < 0.5:
         img, box = bands(img, box, *(float(v) for v in rng.uniform(0, 0.07, 4)), float(rng.choice([0.0, 1.0])))
     return gamma(img, box, float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))))
+
+
+def resolution(img, box, f: float):
+    """A detector with ``f`` times the resolution (a blurred picture, same frame)."""
+    h, w = img.shape
+    small = cv2.resize(img, (max(8, round(w * f)), max(8, round(h * f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32), box
+
+
+def noise(img, box, sd: float):
+    """Sensor noise: Gaussian, ``sd`` of the grey range (a fixed draw: the bench is repeatable)."""
+    rng = np.random.default_rng(0)
+    return np.clip(img + rng.normal(0, sd, img.shape), 0, 1).astype(np.float32), box
+
+
+def mirror(img, box):
+    """Left and right swapped (a device that stores the other side on the left)."""
+    w = img.shape[1]
+    return np.ascontiguousarray(img[:, ::-1]), (w - box[2], box[1], w - box[0], box[3])
+
+
+def contrast(img, box, lo: float, hi: float):
+    """The grey range squeezed into [lo, hi] (a flat, foggy exposure)."""
+    return (lo + (hi - lo) * np.clip(img, 0, 1)).astype(np.float32), box
+
+
+# beyond the issue's ranges, to see where the crop stops holding (a device may frame more tightly than
+# zoom 1.3) and what the ranges leave out (resolution, noise, a mirrored store, contrast)
+BEYOND = {
+    "zoom 1.45 crop": lambda im, b: zoom(im, b, 1.45),
+    "zoom 1.6 crop": lambda im, b: zoom(im, b, 1.6),
+    "zoom 0.55 pad black": lambda im, b: zoom(im, b, 0.55, "black"),
+    "aspect 1.5 stretch": lambda im, b: aspect_stretch(im, b, 1.5),
+    "aspect 2.6 stretch": lambda im, b: aspect_stretch(im, b, 2.6),
+    "shift left 0.25": lambda im, b: shift(im, b, -0.25, 0.0),
+    "shift up 0.15": lambda im, b: shift(im, b, 0.0, -0.15),
+    "shift down 0.15": lambda im, b: shift(im, b, 0.0, 0.15),
+    "resolution 0.3": lambda im, b: resolution(im, b, 0.3),
+    "noise 0.1": lambda im, b: noise(im, b, 0.1),
+    "mirrored": mirror,
+    "contrast 0.3-0.7": lambda im, b: contrast(im, b, 0.3, 0.7),
+    "gamma 0.45": lambda im, b: gamma(im, b, 0.45),
+    "gamma 2.2": lambda im, b: gamma(im, b, 2.2),
+}

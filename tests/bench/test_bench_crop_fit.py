@@ -7,6 +7,7 @@ import pytest
 
 from bench import crop_fit, crop_transforms
 from pipeline.crop.crop import CropConfig, Landmarks, landmark_box
+from pipeline.ingest.probe import DecodeError
 
 
 def _samples(n: int, seed: int = 0) -> list[dict]:
@@ -62,6 +63,26 @@ def test_transforms_move_the_box_with_the_pixels(name):
     assert max(abs(a - b) for a, b in zip(_bbox(out), nbox)) <= 2, (name, _bbox(out), nbox)
 
 
+@pytest.mark.parametrize("name", ["zoom 1.6 crop", "zoom 0.55 pad black", "aspect 2.6 stretch", "shift left 0.25",
+                                  "resolution 0.3", "noise 0.1", "mirrored", "contrast 0.3-0.7"])
+def test_beyond_transforms_move_the_box_with_the_pixels(name):
+    img, box = _square(box=(40.0, 60.0, 200.0, 140.0))  # off centre: a mirrored store moves it
+    out, nbox = crop_transforms.BEYOND[name](img, box)
+    assert out.dtype == np.float32 and out.shape[0] == 200
+    thr = 0.5 if name != "contrast 0.3-0.7" else 0.6
+    assert max(abs(a - b) for a, b in zip(_bbox(out, thr), nbox)) <= 2, (name, _bbox(out, thr), nbox)
+
+
+def test_the_area_of_full_dentitions_is_reported_apart():
+    rows = [{"coverage": 1.0, "area_ratio": 2.0, "method": "detected", "n_teeth": 30},
+            {"coverage": 1.0, "area_ratio": 4.0, "method": "fallback", "n_teeth": 13},
+            {"coverage": 0.9, "area_ratio": 1.0, "method": "detected"}]   # no count: a full dentition
+    agg = crop_fit._aggregate("x", rows)
+    assert agg["area_ratio_mean"] == pytest.approx(7 / 3) and agg["area_ratio_mean_20"] == pytest.approx(1.5)
+    assert agg["covered_share"] == pytest.approx(2 / 3) and agg["fallback_share"] == pytest.approx(1 / 3)
+    assert not agg["meets_target"]
+
+
 def test_a_band_over_the_teeth_shrinks_the_box_to_what_is_visible():
     img, box = _square()
     out, nbox = crop_transforms.bands(img, box, 0.35, 0.0, 0.0, 0.0, 0.0)
@@ -77,3 +98,25 @@ def test_random_device_stays_in_the_ranges():
         aspect = out.shape[1] / out.shape[0]
         assert 1.69 <= aspect <= 2.31 and out.shape[0] == 200
         assert 0 <= nbox[0] < nbox[2] <= out.shape[1] and 0 <= nbox[1] < nbox[3] <= out.shape[0]
+
+
+def test_opgs_without_a_teeth_box_are_reported_per_source(tmp_path):
+    import cv2
+    from pipeline.demo import phantoms
+    (tmp_path / "images").mkdir()
+    rows = ["file,width,height,n_teeth,x0,y0,x1,y1"]
+    for k, name in enumerate(["aku-1.png", "kul-1.png", "kul-2.png", "mlua-1.png"]):
+        img, box = phantoms.render_opg(np.random.default_rng([5, k]), 192, 384)
+        cv2.imwrite(str(tmp_path / "images" / name), np.round(img * 255).astype(np.uint8))
+        if name.startswith("aku"):
+            rows.append(f"{name},384,192,32," + ",".join(f"{v:.1f}" for v in box))
+    (tmp_path / "images" / "kul-3.png").write_bytes(b"not an image")  # a bad file is an error, not a row
+    (tmp_path / "teeth_boxes.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DecodeError, match="kul-3.png|not an image"):
+        crop_fit._unannotated(tmp_path, CropConfig())
+    (tmp_path / "images" / "kul-3.png").unlink()
+    out = {r["source"]: r for r in crop_fit._unannotated(tmp_path, CropConfig())}
+    assert set(out) == {"kul-* (no teeth boxes)", "mlua-* (no teeth boxes)"}   # the annotated one is not here
+    assert out["kul-* (no teeth boxes)"]["images"] == 2 and out["mlua-* (no teeth boxes)"]["images"] == 1
+    for r in out.values():
+        assert 0 <= r["fallback_share"] <= 1 and 0 < r["crop_share_of_frame_mean"] <= 1
