@@ -228,7 +228,6 @@ def _unannotated(data: Path, cfg: CropConfig) -> list[dict]:
         if p.name in annotated or p.name.startswith("."):
             continue
         img = decode_file(p, "crop_fit").pixels
-        img = img if img.ndim == 2 else img[..., 0]
         det = detect_teeth(img, cfg)
         x0, y0, x1, y1 = det.box
         per.setdefault(p.name.split("-")[0], []).append(

@@ -99,60 +99,58 @@ arch). A few measured quantities with a handful of coefficients can be checked b
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within``,
-``mandible_room`` and the whole-field fallbacks): real OPGs, coverage >= 0.99 on all 21 in-sample, under leave-one-out (refit
-without the image, minimum 0.995) and with aku-* held out; 4 of 5 with akudual-* held out (the fifth
-0.985). Under the 21 device-like transforms and random devices (all at once, 63 draws): >= 98 %
-covered under all 22 (zoom 1.3 crop: minimum 0.991). Demo archive ground truth: every image covered
-under all 22. Beyond the issue's ranges (BEYOND): >= 98 % under 10 of 14 on the real OPGs (zoom
-1.45 and 1.6 crop 95 %, aspect 2.6 stretch and shift left 0.25 90 %: a bound about midlines that the
-mirrored pad moved, a crown run cut by a short scale) and all 14 on the demo. NOT reached: the mean
-area, 2.15x the teeth box on the real OPGs in-sample (1.82-2.52 under the transforms, 4.85 under zoom
-0.7 with a mirrored pad, where the mirrored jaw sends 33 % of the images to the fallback) and 1.62x
-on the demo (1.57-2.06; target 1.5); 2.02x in-sample over the 18 real jaws with at least 20 teeth
-(the issue's own figure). Where it comes from (per side, real, in units of the teeth box, before
-the whole-field fallbacks): left 0.23, right 0.21, top 0.28, bottom 0.13; demo: 0.09, 0.10, 0.27,
-0.09.
-Half the real jaws already crop at 1.28-1.55x; the rest are widened by a crown profile that runs on
-into the bone (7 of 21 reach the ``half_width`` bound) or by a jaw scale that is too large. The jaw
-scale is not the main part: with J set from each annotated box's own height (an oracle: the box
-height / 1.366, the median ratio) and nothing else changed, the mean area over identity, the 21
-transforms and the random devices went from 2.21x to 2.04x (identity 2.11x -> 1.97x; both before
-the whole-field fallbacks), and no cue
-measured reaches that oracle (box height / cue over the same 504 cases: lower teeth CV 0.10, mandible
-0.20, the upper teeth's lobe 0.21-0.26, the frame's height 0.14). Arbiters tried on the
-disagreements there: the mandible step nearest the lower teeth's cue left more scales over 20 % too
-small (21 cases against 17 now); the mandible wherever the step below it is broad would take a
-mandible cue of 0.52-0.65 of the box's own scale on two cases. Where the two scale cues disagree
-(6 of the 21 real OPGs) the larger is used, and it was the wrong one on 5 of them (judged by the
-teeth box's height); the lower-teeth cue alone on a disagreement gave 1.95x (from 2.09x, before
-``mandible_room``) but lost 7 transform rows (a partial dentition down to 0.39 under a grey top
-band), the smaller cue lost 12, their mean 8. The sides: the crown profile runs on past the last
-molar into the bone (up to 1 J a side on a third of the jaws, to the ``half_width`` bound on 7 of
-21). Tighter stops were measured under all 22 transforms
-and lost teeth: bounding the arch by the occlusal gap's run (shifts, gamma); a crown threshold of
-0.7 of the central level on the profile averaged over 0.1 J with lone crowns at 0.9 over 0.2 J
-(1.89x in-sample, but aspect 2.3, shifts, a white band and gamma 0.6 lost 1-2 jaws each, a side cut
-down to 0.83); the stricter lone-crown rule alone (0.7 over 0.2 J): gamma 0.6 lost the outer molars
-of a jaw whose molar crowns reach 0.5-0.6 of the level against 0.4-0.5 in the bone beside them,
-which only the present lone-crown rule still finds. Also measured and not kept (2026-12-02):
-lone crowns capped at 0.35 or 0.5 J wide (the ramus's stretches are longer: 2.09x and 2.15x, but a
-white left band then lost a lone upper molar, 0.85, and a pair of lone molars is wider than one);
-lone crowns required to peak at 0.8 or 1.0 of the crown level (2.11x, 1.98x; gamma 0.6 lost a jaw,
-0.83); the arch bounded by the occlusal gap's run + 0.1-0.2 J (1.87-1.92x; 10-12 transforms under
-98 %); a per-column logistic model over 17 profile features (crowns, gap depth, upper and lower
-vertical structure, crown-gap contrast at three smoothings, distance from the midline), fitted
-with every transform of 20 jaws and tested on the 21st: its extent fell short by up to 0.55 J
-in-sample (sd 0.21 J), so the margin leave-one-out needs gave widths 1.31-1.54x the teeth box,
-no tighter than the crown profile's 1.51x; the scale cues' mean instead of the larger (1.97-2.03x,
-but zoom 1.15/1.3, shifts and bands lost 9-11 rows of jaws: the larger cue is what keeps a
-mandible cut off by the frame from shrinking the box). The top: the offset needed above the occlusal
-curve's middle varies with a spread of 0.12 J (mean 0.67; offset 0.962 = mean + 2.5 sd, which
-leave-one-out needs) and no measured cue predicts it (the upper lobe of vertical structure or of
-brightness, at 0.2-0.6 of its peak, over the front or all teeth columns: correlation under 0.3, no
-gain under leave-one-out; the row of the most prominent bright band 0.4-1.1 J above the gap over
+``mandible_room`` and the whole-field fallbacks): real OPGs, coverage >= 0.99 on all 21 in-sample,
+under leave-one-out (refit without the image, minimum 0.995) and with aku-* held out; 4 of 5 with
+akudual-* held out (the fifth 0.985). Under the 21 device-like transforms and random devices (all at
+once, 63 draws): >= 98 % covered under all 22 (zoom 1.3 crop: minimum 0.991). Demo archive ground
+truth: every image covered under all 22. Beyond the issue's ranges (BEYOND): >= 98 % under 10 of 14
+on the real OPGs (zoom 1.45 and 1.6 crop 95 %, aspect 2.6 stretch and shift left 0.25 90 %: a bound
+about midlines that the mirrored pad moved, a crown run cut by a short scale) and all 14 on the
+demo. NOT reached: the mean area, 2.15x the teeth box on the real OPGs in-sample (1.82-2.52 under
+the transforms, 4.85 under zoom 0.7 with a mirrored pad, where the mirrored jaw sends 33 % of the
+images to the fallback) and 1.62x on the demo (1.57-2.06; target 1.5); 2.02x in-sample over the 18
+real jaws with at least 20 teeth (the issue's own figure). Where it comes from (per side, real, in
+units of the teeth box, before the whole-field fallbacks): left 0.23, right 0.21, top 0.28, bottom
+0.13; demo: 0.09, 0.10, 0.27, 0.09. Half the real jaws already crop at 1.28-1.55x; the rest are
+widened by a crown profile that runs on into the bone (7 of 21 reach the ``half_width`` bound) or by
+a jaw scale that is too large. The jaw scale is not the main part: with J set from each annotated
+box's own height (an oracle: the box height / 1.366, the median ratio) and nothing else changed, the
+mean area over identity, the 21 transforms and the random devices went from 2.21x to 2.04x (identity
+2.11x -> 1.97x; both before the whole-field fallbacks), and no cue measured reaches that oracle (box
+height / cue over the same 504 cases: lower teeth CV 0.10, mandible 0.20, the upper teeth's lobe
+0.21-0.26, the frame's height 0.14). Arbiters tried on the disagreements there: the mandible step
+nearest the lower teeth's cue left more scales over 20 % too small (21 cases against 17 now); the
+mandible wherever the step below it is broad would take a mandible cue of 0.52-0.65 of the box's own
+scale on two cases. Where the two scale cues disagree (6 of the 21 real OPGs) the larger is used,
+and it was the wrong one on 5 of them (judged by the teeth box's height); the lower-teeth cue alone
+on a disagreement gave 1.95x (from 2.09x, before ``mandible_room``) but lost 7 transform rows (a
+partial dentition down to 0.39 under a grey top band), the smaller cue lost 12, their mean 8. The
+sides: the crown profile runs on past the last molar into the bone (up to 1 J a side on a third of
+the jaws, to the ``half_width`` bound on 7 of 21). Tighter stops were measured under all 22
+transforms and lost teeth: bounding the arch by the occlusal gap's run (shifts, gamma); a crown
+threshold of 0.7 of the central level on the profile averaged over 0.1 J with lone crowns at 0.9
+over 0.2 J (1.89x in-sample, but aspect 2.3, shifts, a white band and gamma 0.6 lost 1-2 jaws each,
+a side cut down to 0.83); the stricter lone-crown rule alone (0.7 over 0.2 J): gamma 0.6 lost the
+outer molars of a jaw whose molar crowns reach 0.5-0.6 of the level against 0.4-0.5 in the bone
+beside them, which only the present lone-crown rule still finds. Also measured and not kept
+(2026-12-02): lone crowns capped at 0.35 or 0.5 J wide (the ramus's stretches are longer: 2.09x and
+2.15x, but a white left band then lost a lone upper molar, 0.85, and a pair of lone molars is wider
+than one); lone crowns required to peak at 0.8 or 1.0 of the crown level (2.11x, 1.98x; gamma 0.6
+lost a jaw, 0.83); the arch bounded by the occlusal gap's run + 0.1-0.2 J (1.87-1.92x; 10-12
+transforms under 98 %); a per-column logistic model over 17 profile features (crowns, gap depth,
+upper and lower vertical structure, crown-gap contrast at three smoothings, distance from the
+midline), fitted with every transform of 20 jaws and tested on the 21st: its extent fell short by up
+to 0.55 J in-sample (sd 0.21 J), so the margin leave-one-out needs gave widths 1.31-1.54x the teeth
+box, no tighter than the crown profile's 1.51x; the scale cues' mean instead of the larger
+(1.97-2.03x, but zoom 1.15/1.3, shifts and bands lost 9-11 rows of jaws: the larger cue is what
+keeps a mandible cut off by the frame from shrinking the box). The top: the offset needed above the
+occlusal curve's middle varies with a spread of 0.12 J (mean 0.67; offset 0.962 = mean + 2.5 sd,
+which leave-one-out needs) and no measured cue predicts it (the upper lobe of vertical structure or
+of brightness, at 0.2-0.6 of its peak, over the front or all teeth columns: correlation under 0.3,
+no gain under leave-one-out; the row of the most prominent bright band 0.4-1.1 J above the gap over
 the front teeth, the palate's shadow that lies over the upper apices on most of these jaws, predicts
-it with a spread of 0.13 J: no better). The detector before this one: 1.81x in-sample, but 81 % under
-leave-one-out, 50 % with aku-* held out, and 57-86 % under 7 transforms.
+it with a spread of 0.13 J: no better). The detector before this one: 1.81x in-sample, but 81 %
+under leave-one-out, 50 % with aku-* held out, and 57-86 % under 7 transforms.
 
 Other devices with no teeth boxes (``../shared``: kul-*, 10 children's OPGs with tooth germs and
 burned-in text; mlua-*, 20 adults' with implants, bridges and a marker): none falls back (confidence
@@ -559,7 +557,6 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         outer = cfg.half_width[1] * lm.jaw
         ax = lm.midline if lm.axis < 0 else lm.axis
         box = full(min(lm.midline, ax) - outer, fy0, max(lm.midline, ax) + outer, fy1)
-        box = (box[0], min(box[1], detected[1]), box[2], max(box[3], detected[3]))
         return Detection(box, confidence, "fallback", detected, reason + "; widest arch around the occlusal gap")
     # no occlusal gap where one can be: the documented window, as fractions of the exposed field
     fw = _window(cfg.fallback, fx1 - fx0, fy1 - fy0)
