@@ -24,7 +24,7 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    larger (a zoomed-in or collimated device). Then the mandible cue measured some other edge (under
    zoom 1.3 with the frame cropped it read 0.27-0.43 of the teeth box's height against 0.65-0.90 on
    the uncut images), the lower teeth's cue sets the scale alone, the ``scale`` score says how far
-   the field still holds that cue's own lobe, and the top rises by ``fallback_margin`` x J (the one
+   the field still holds that cue's own lobe, and the top rises by ``one_cue_top`` x J (the one
    cue may be low: without that a jaw lost 2 % of its upper roots). Before, these went to the
    widest-arch fallback: 67 % of the real OPGs under zoom 1.3 crop, 52 % under a 0.1 shift down,
    35 % of the random devices; now 19 %, 5 % and 14 %, with no covered share lost anywhere; the mean
@@ -86,11 +86,11 @@ was widened. A fallback is for where the landmarks are unsure, so it leans on no
 columns: measured beyond the issue's ranges (``bench/crop_transforms.py`` BEYOND, the 21 real OPGs),
 the earlier fallbacks cut teeth themselves. The window [0.05, 0.05, 0.95, 0.95] cut jaws that fill a
 zoomed-in frame (zoom 1.6 crop: to 0.94 and 0.94; shift left 0.25: 0.90), and the landmark rows
-grown by ``fallback_margin`` x J cut 24 % and 13 % of two jaws' height (zoom 1.45 and 1.6: the lower
-teeth's lobe, cut by the frame, gave a scale 30 % short). With the whole field and its rows: zoom
-1.45 crop 86 % -> 95 % covered, zoom 1.6 crop 76 % -> 95 %, shift left 0.25 86 % -> 90 %, every row
-in the issue's ranges still covered; the cost is the fallbacks' area: the mean over those 22 rows
-went from 2.21x to 2.34x, identity 2.11x -> 2.15x (aku-072's window).
+grown by 0.1 J (the earlier ``fallback_margin``) cut 24 % and 13 % of two jaws' height (zoom 1.45
+and 1.6: the lower teeth's lobe, cut by the frame, gave a scale 30 % short). With the whole field
+and its rows: zoom 1.45 crop 86 % -> 95 % covered, zoom 1.6 crop 76 % -> 95 %, shift left 0.25 86 %
+-> 90 %, every row in the issue's ranges still covered; the cost is the fallbacks' area: the mean
+over those 22 rows went from 2.21x to 2.34x, identity 2.11x -> 2.15x (aku-072's window).
 
 Why classical CV and not a small trained model: the only data this pipeline may train shipped
 weights on are the phantoms, and a detector fitted to them learns the phantoms, while the real
@@ -213,7 +213,7 @@ class CropConfig:
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
     edge_snap: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.15])
     min_symmetry: float = 0.3       # the mirror axis counts where the image's halves correlate at least this much
-    fallback_margin: float = 0.1    # a box whose scale rests on the lower teeth alone grows this x jaw above
+    one_cue_top: float = 0.1        # a box whose scale rests on the lower teeth alone grows this x jaw above
     work_width: int = 512           # detection runs on a copy this wide
     png_compression: int = 1
     thumb_width: int = 360          # report thumbnails
@@ -247,8 +247,8 @@ class CropConfig:
             raise config.ConfigError(f"crop.mandible_room must be in (0, 3] (x the lower-teeth scale cue), got {self.mandible_room}")
         if not 0 <= self.min_symmetry <= 1:
             raise config.ConfigError(f"crop.min_symmetry must be in [0, 1], got {self.min_symmetry}")
-        if not 0 <= self.fallback_margin <= 1:
-            raise config.ConfigError(f"crop.fallback_margin must be in [0, 1] (x the jaw scale), got {self.fallback_margin}")
+        if not 0 <= self.one_cue_top <= 1:
+            raise config.ConfigError(f"crop.one_cue_top must be in [0, 1] (x the jaw scale), got {self.one_cue_top}")
         if not 0 <= self.far_width <= 0.5:
             raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
         if not self.far_within > 0:
@@ -404,7 +404,7 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # field ends before the border would be (less than ``mandible_room`` x the lower-teeth cue below
     # the gap) and that cue is the larger, the mandible cue measured some other edge. The lower
     # teeth's cue alone sets the scale; it is sure as far as the field holds the lower teeth's own
-    # lobe, and the box's top grows by ``fallback_margin`` x J (the bottom is at the field's edge
+    # lobe, and the box's top grows by ``one_cue_top`` x J (the bottom is at the field's edge
     # or near it)
     room = hh - float(curve[cols].mean()) if len(cols) else float(hh)
     hidden = (not agreed and np.isfinite(mand) and cues["lower teeth"] > mand
@@ -541,8 +541,7 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         return (int(np.clip(np.floor(x0 / s), 0, w - 1)), int(np.clip(np.floor(y0 / s), 0, h - 1)),
                 int(np.clip(np.ceil(x1 / s), 1, w)), int(np.clip(np.ceil(y1 / s), 1, h)))
 
-    fm = cfg.fallback_margin * lm.jaw   # rows a box resting on a weak scale cue grows by
-    detected = full(bx0, by0 - fm if lm.one_cue else by0, bx1, by1)
+    detected = full(bx0, by0 - cfg.one_cue_top * lm.jaw if lm.one_cue else by0, bx1, by1)
     ok = detected[2] - detected[0] >= 8 and detected[3] - detected[1] >= 8
     note = "; ".join(lm.notes)
     if ok and confidence >= cfg.min_confidence:
@@ -553,7 +552,7 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         # the occlusal gap was found where it can be: the widest plausible columns about both the
         # gap's centre and the mirror axis, and the exposed field's rows: the landmark rows rest on
         # the scale and the curve this box distrusts (a lobe cut by a zoomed-in frame gave a scale
-        # 30 % short, and rows grown by fallback_margin still cut 13-24 % of a jaw's height)
+        # 30 % short, and rows grown by 0.1 J still cut 13-24 % of a jaw's height)
         outer = cfg.half_width[1] * lm.jaw
         ax = lm.midline if lm.axis < 0 else lm.axis
         box = full(min(lm.midline, ax) - outer, fy0, max(lm.midline, ax) + outer, fy1)

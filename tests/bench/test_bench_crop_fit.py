@@ -115,8 +115,14 @@ def test_opgs_without_a_teeth_box_are_reported_per_source(tmp_path):
     with pytest.raises(DecodeError, match="kul-3.png|not an image"):
         crop_fit._unannotated(tmp_path, CropConfig())
     (tmp_path / "images" / "kul-3.png").unlink()
+    flat = (np.random.default_rng(0).random((192, 384)) * 12 + 120).astype(np.uint8)  # no jaw in it
+    cv2.imwrite(str(tmp_path / "images" / "flat-1.png"), flat)
     out = {r["source"]: r for r in crop_fit._unannotated(tmp_path, CropConfig())}
-    assert set(out) == {"kul-* (no teeth boxes)", "mlua-* (no teeth boxes)"}   # the annotated one is not here
+    # the annotated one is not here
+    assert set(out) == {"kul-* (no teeth boxes)", "mlua-* (no teeth boxes)", "flat-* (no teeth boxes)"}
     assert out["kul-* (no teeth boxes)"]["images"] == 2 and out["mlua-* (no teeth boxes)"]["images"] == 1
-    for r in out.values():
-        assert 0 <= r["fallback_share"] <= 1 and 0 < r["crop_share_of_frame_mean"] <= 1
+    for src in ("kul-* (no teeth boxes)", "mlua-* (no teeth boxes)"):   # jaws: detected, a box inside the frame
+        assert out[src]["fallback_share"] == 0 and 0.2 < out[src]["crop_share_of_frame_mean"] < 0.7, out[src]
+    # no jaw: the fallback window, all of the frame
+    assert out["flat-* (no teeth boxes)"]["fallback_share"] == 1
+    assert out["flat-* (no teeth boxes)"]["crop_share_of_frame_mean"] == 1

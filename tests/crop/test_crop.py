@@ -341,8 +341,7 @@ def test_the_widest_arch_spans_both_the_gap_centre_and_the_mirror_axis():
                    gap_top=150.0, gap_bottom=150.0, mandible=100.0, root_edge=40.0, midline=460.0,
                    scores={"gap_fit": 0.5, "gap_depth": 1.0, "lobes": 1.0, "gap_row": 1.0, "scale": 0.0},
                    gap_mid=150.0, axis=400.0)
-    cfg = CropConfig(up=[0.0, 0.6], down=[0.0, 0.0, 0.6], half_width=[0.8, 2.0], edge_snap=[0, 0, 0],
-                     fallback_margin=0.1)
+    cfg = CropConfig(up=[0.0, 0.6], down=[0.0, 0.0, 0.6], half_width=[0.8, 2.0], edge_snap=[0, 0, 0])
     det = detection(lm, (300, 800), cfg)
     assert det.method == "fallback"                  # the scale cue is weak: the widest arch
     assert det.box[0] == 400 - 200 and det.box[2] == 460 + 200, det.box
