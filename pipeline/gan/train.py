@@ -60,6 +60,8 @@ class TrainConfig:
     max_features: int = 64
     critic_norm: Literal["none", "layer"] = "none"
     min_grid: int = 4
+    layout_basis: int = 0            # resnet: learned layout basis, started at the train set's principal components
+    critic_mbstd: bool = False       # resnet: minibatch standard deviation channel in the critic
     # optimisation
     steps: int = 800                 # generator steps
     batch: int = 8                   # global batch (split across ranks)
@@ -124,7 +126,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(model=self.model, z_dim=self.z_dim, features=self.features,
                            max_features=self.max_features, critic_norm=self.critic_norm,
-                           min_grid=self.min_grid)
+                           min_grid=self.min_grid, layout_basis=self.layout_basis,
+                           critic_mbstd=self.critic_mbstd)
 
     def for_variant(self, name: str, variants: Any = None) -> "TrainConfig":
         """This config with ``overrides[name]`` applied. Unknown keys are an error, and so is an
@@ -176,7 +179,7 @@ def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtim
     mcfg = cfg.model_config()
     G = build_generator(mcfg, height, width)
     if cfg.mean_init and hasattr(G, "init_mean"):   # before the EMA copy
-        G.init_mean(data)
+        G.init_mean(data, mirror=cfg.hflip)
     D = build_critic(mcfg, height, width)
     G.to(rt.device, memory_format=rt.memory_format)
     D.to(rt.device, memory_format=rt.memory_format)
