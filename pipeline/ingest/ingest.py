@@ -58,18 +58,12 @@ MANIFEST_COLUMNS = [
 @dataclass(frozen=True)
 class IngestConfig:
     raw_dir: str = "data/demo_raw"
-    png_compression: int = 1
+    png_compression: int = config.param(1, ge=0, le=9)
     patient_salt: str = "dentsynth-demo-salt"
     pseudonymise_paths: bool = False
-    max_pixels: int = 40_000_000
-    min_side: int = 32
-    max_aspect: float = 8.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.png_compression <= 9:
-            raise config.ConfigError(f"ingest.png_compression must be 0-9, got {self.png_compression}")
-        if self.max_pixels < 1 or self.min_side < 1 or self.max_aspect < 1:
-            raise config.ConfigError("ingest.max_pixels and ingest.min_side must be positive, ingest.max_aspect >= 1")
+    max_pixels: int = config.param(40_000_000, ge=1)
+    min_side: int = config.param(32, ge=1)
+    max_aspect: float = config.param(8.0, ge=1)
 
     @property
     def limits(self) -> Limits:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.core import pngio
-from pipeline.core.config import ConfigError
+from pipeline.core.config import ConfigError, build
 from pipeline.gan.models import load_generator
 from pipeline.gan.train import TrainConfig, checkpoints, train
 from pipeline.gan.trainset import load_train_images
@@ -136,8 +136,10 @@ def test_overrides_per_variant_are_checked():
         TrainConfig(overrides={"teeth_sqaure": {"steps": 3}}).for_variant("teeth_square", ["full_16x9", "teeth_square"])
     with pytest.raises(ValueError):
         TrainConfig(diffaugment="translation,colour")
-    with pytest.raises(ValueError, match="cpu_threads"):
-        TrainConfig(cpu_threads=-1)
+    with pytest.raises(ConfigError, match=r"train.cpu_threads: -1 is out of range \(allowed: >= 0\)"):
+        build(TrainConfig, {"cpu_threads": -1}, "train")
+    with pytest.raises(ConfigError, match=r"train.overrides.a.steps: 0 is out of range"):
+        TrainConfig(overrides={"a": {"steps": 0}}).for_variant("a")
 
 
 def test_trainset_reads_train_rows_and_rejects_bad_files(dataset, tmp_path):
