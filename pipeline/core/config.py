@@ -44,8 +44,15 @@ SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbo
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     """params.yaml as DVC reads it; a top-level key that is no known section is an error (a typo)."""
+    from ruamel.yaml.error import YAMLError
+
     with open(path, encoding="utf-8") as f:
-        params = parse_yaml(f.read()) or {}
+        try:
+            params = parse_yaml(f.read()) or {}
+        except YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            what = getattr(e, "problem", None) or getattr(e, "context", None) or type(e).__name__
+            raise ConfigError(f"not valid YAML: {what}" + (f" (line {mark.line + 1})" if mark else "")) from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     unknown = sorted(set(params) - set(SECTIONS))
