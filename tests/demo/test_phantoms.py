@@ -215,7 +215,7 @@ def test_full_size_render_draws_a_whole_opg():
 
 
 def test_config_rejects_tiny_frames():
-    from pipeline.core.config import ConfigError
+    from pipeline.core.config import ConfigError, build
 
-    with pytest.raises(ConfigError):
-        PhantomsConfig(width=50, height=20)
+    with pytest.raises(ConfigError, match=r"phantoms.width: 50 is out of range \(allowed: >= 128\)"):
+        build(PhantomsConfig, {"width": 50, "height": 20}, "phantoms")   # params are checked where they are read
