@@ -80,7 +80,8 @@ def run(root: Path, raw: Path, workers: int, reps: int) -> list[dict]:
     w = root / f"w{workers}"
     stages = []
     kw = dict(workers=workers, progress=False)
-    t, ts, _ = best_of(reps, lambda d: run_ingest(IngestConfig(raw_dir=str(raw)), d, **kw), w / "ingested")
+    plain = IngestConfig(raw_dir=str(raw), pseudonymise_paths=False)  # generated names: the pairs below find the files by them
+    t, ts, _ = best_of(reps, lambda d: run_ingest(plain, d, **kw), w / "ingested")
     stages.append(("ingest", t, ts, _ingest_pairs(raw, w / "ingested")))
     t, ts, rows = best_of(reps, lambda d: run_audit(AuditConfig(), w / "ingested", d, None, **kw), w / "audit")
     kept = [r["image_id"] for r in rows if r["verdict"] == "keep"]

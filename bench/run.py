@@ -9,7 +9,8 @@ import time
 from bench.common import OUT
 from pipeline.core import atomic
 
-BENCHMARKS = ["preprocess", "train", "demo", "crop_fit", "duplicates", "metric_validation", "quality"]
+BENCHMARKS = ["preprocess", "train", "demo", "crop_fit", "duplicates", "metric_validation", "quality", "phantoms",
+              "workpool"]
 
 
 def main() -> int:

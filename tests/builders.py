@@ -355,6 +355,10 @@ def messy_archive(raw: Path, seed: int = 7, size=(128, 256)) -> tuple[dict[bytes
     cv2.imwrite(str(put("ok/float.tif", "ok")), f)
     name = take()[0]
     cv2.imwrite(str(put(f"patients/{name}/{take()[0]}_opg.png", "ok")), opg(12))  # names carry patient data
+    surname, given = take(2)
+    cv2.imwrite(str(put(f"export/{surname}_{given}_1970.png", "ok")), opg(15))  # <Surname>_<Given>_<year of birth>
+    surname, given = take(2)
+    cv2.imwrite(str(put(f"{surname} {given}/OPG.png", "ok")), opg(16))         # a folder named for the patient
     with open(os.fsencode(put(b"ok/caf\xe9_latin1_name.png", "ok")), "wb") as fh:  # not valid UTF-8
         fh.write(enc(".png", opg(13)))  # (cv2.imwrite crashes on such a name)
     os.symlink("grey8.png", put("ok/link_to_grey8.png", "ok"))

@@ -68,44 +68,40 @@ DESC = (64, 32)     # orientation descriptor (width, height)
 @dataclass(frozen=True)
 class AuditConfig:
     # size and type
-    min_width: int = 400
-    min_height: int = 200
-    min_aspect: float = 1.5          # panoramic: about 2:1; periapical, bitewing, ceph, photos are not
-    max_aspect: float = 3.2
-    min_template_corr: float = 0.1   # correlation with the archive's mean OPG
+    min_width: int = config.param(400, ge=1)
+    min_height: int = config.param(200, ge=1)
+    min_aspect: float = config.param(1.5, gt=0)   # panoramic: about 2:1; periapical, bitewing, ceph, photos are not
+    max_aspect: float = config.param(3.2, gt=0)
+    min_template_corr: float = config.param(0.1, ge=-1, le=1)   # correlation with the archive's mean OPG
     # exposure and contrast (intensities in [0, 1])
-    dark_level: float = 0.05
-    max_dark_fraction: float = 0.4
-    bright_level: float = 0.98
-    max_bright_fraction: float = 0.3
-    min_dynamic_range: float = 0.35
+    dark_level: float = config.param(0.05, ge=0, le=1)
+    max_dark_fraction: float = config.param(0.4, ge=0, le=1)
+    bright_level: float = config.param(0.98, ge=0, le=1)
+    max_bright_fraction: float = config.param(0.3, ge=0, le=1)
+    min_dynamic_range: float = config.param(0.35, ge=0, le=1)
     # blur and noise
-    min_sharpness: float = 0.06
-    max_noise: float = 0.08
+    min_sharpness: float = config.param(0.06, ge=0)
+    max_noise: float = config.param(0.08, ge=0)
     # orientation: reject or undo when the upside-down fit is better by this margin
-    rot180_margin: float = 0.1
+    rot180_margin: float = config.param(0.1, ge=0, le=2)
     # burned-in text
-    text_min_contrast: float = 0.3   # of the full range
-    text_border: float = 0.15        # search band at each edge (fraction of the frame)
+    text_min_contrast: float = config.param(0.3, ge=0, le=1)   # of the full range
+    text_border: float = config.param(0.15, gt=0, le=0.5)      # search band at each edge (fraction of the frame)
     # near duplicates (pipeline.audit.duplicates)
-    dup_max_candidates: int = 8           # candidates per image and query (upright, mirrored) at most
-    dup_max_postings: int = 64            # keypoint words in more images than this are stop words
-    dup_threshold: float = 0.55           # similarity of the registered copies that makes a duplicate
+    dup_max_candidates: int = config.param(8, ge=1)          # candidates per image and query (upright, mirrored) at most
+    dup_max_postings: int = config.param(64, ge=1)           # keypoint words in more images than this are stop words
+    dup_threshold: float = config.param(0.55, ge=-1, le=1)   # similarity of the registered copies that makes a duplicate
     # cleaning
     trim_borders: bool = True
-    trim_tolerance: float = 0.005    # a border row/column: 95 % of it within this of its median
-    max_trim_fraction: float = 0.2   # at most this much of the frame trimmed from each side
+    trim_tolerance: float = config.param(0.005, ge=0, le=1)  # a border row/column: 95 % of it within this of its median
+    max_trim_fraction: float = config.param(0.2, ge=0, lt=0.5)   # at most this much of the frame trimmed from each side
     undo_rot180: bool = True         # turn a confidently upside-down image instead of rejecting it
     inpaint_text: bool = False       # paint over burned-in marks in the cleaned image
-    png_compression: int = 1
+    png_compression: int = config.param(1, ge=0, le=9)
     # report
-    gallery_per_reason: int = 24
+    gallery_per_reason: int = config.param(24, ge=0)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.png_compression <= 9:
-            raise config.ConfigError(f"audit.png_compression must be 0-9, got {self.png_compression}")
-        if not 0 <= self.max_trim_fraction < 0.5:
-            raise config.ConfigError("audit.max_trim_fraction must be in [0, 0.5)")
         if self.min_aspect >= self.max_aspect:
             raise config.ConfigError("audit.min_aspect must be below audit.max_aspect")
 

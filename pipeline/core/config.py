@@ -2,7 +2,11 @@
 
 Library code never reads params.yaml: a stage calls :func:`stage_config` with the dataclass its
 pipeline module defines, and passes the result in. Unknown keys are an error, so a typo in
-params.yaml fails loudly instead of being ignored.
+params.yaml fails loudly instead of being ignored. A numeric key states its allowed range once,
+beside its field (:func:`param`); :func:`build` checks every value given against it, and turns
+any ``ValueError`` of a dataclass's own checks into a :class:`ConfigError` naming the section, so
+every bad value ends as one "params.yaml: <key>: ..." line and exit code 2 (:mod:`pipeline.core.cli`)
+before a stage touches an output.
 """
 from __future__ import annotations
 
@@ -40,14 +44,80 @@ SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbo
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     """params.yaml as DVC reads it; a top-level key that is no known section is an error (a typo)."""
+    from ruamel.yaml.error import YAMLError
+
     with open(path, encoding="utf-8") as f:
-        params = parse_yaml(f.read()) or {}
+        try:
+            params = parse_yaml(f.read()) or {}
+        except YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            what = getattr(e, "problem", None) or getattr(e, "context", None) or type(e).__name__
+            raise ConfigError(f"not valid YAML: {what}" + (f" (line {mark.line + 1})" if mark else "")) from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     unknown = sorted(set(params) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
     return params
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric param may take (each item of a list param): bounds inclusive
+    (``ge``/``le``) or exclusive (``gt``/``lt``), ``None`` for no bound; ``length``: a list's item count."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    length: int | None = None
+
+    def __contains__(self, x: float) -> bool:
+        return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)
+                and (self.le is None or x <= self.le) and (self.lt is None or x < self.lt))  # NaN: never
+
+    def __str__(self) -> str:
+        lo = self.ge if self.ge is not None else self.gt
+        hi = self.le if self.le is not None else self.lt
+        if lo is not None and hi is not None:
+            return f"{'[' if self.ge is not None else '('}{lo}, {hi}{']' if self.le is not None else ')'}"
+        if lo is not None:
+            return f"{'>=' if self.ge is not None else '>'} {lo}"
+        if hi is not None:
+            return f"{'<=' if self.le is not None else '<'} {hi}"
+        return "any number"
+
+
+def param(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+          ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+          length: int | None = None) -> Any:
+    """A dataclass field for a params.yaml key, with the range :func:`build` holds its value to
+    (for a list: each item, and ``length`` items): ``steps: int = param(800, ge=1)``."""
+    return dataclasses.field(default=default, default_factory=factory,
+                             metadata={"range": Range(ge=ge, gt=gt, le=le, lt=lt, length=length)})
+
+
+def range_of(f: dataclasses.Field) -> Range | None:
+    return f.metadata.get("range")
+
+
+def check_range(value: Any, rng: Range, key: str) -> None:
+    """ConfigError naming ``key`` and ``rng`` unless ``value`` (a number, a list of numbers, or
+    something else such as ``null`` or ``auto``, which ranges do not concern) is inside it."""
+    if isinstance(value, (list, tuple)):
+        if rng.length is not None and len(value) != rng.length:
+            raise ConfigError(f"{key}: expected {rng.length} numbers, got {len(value)}")
+        for i, v in enumerate(value):
+            check_range(v, dataclasses.replace(rng, length=None), f"{key}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value not in rng:
+        raise ConfigError(f"{key}: {value!r} is out of range (allowed: {rng})")
+
+
+def _named(where: str, message: str) -> str:
+    """``message`` prefixed with ``where`` unless it names that key already."""
+    if not where or message == where or message.startswith((where + ".", where + ":", where + " ")):
+        return message
+    return f"{where}: {message}"
 
 
 def build(cls: type[T], data: Any, where: str = "") -> T:
@@ -71,7 +141,12 @@ def build(cls: type[T], data: Any, where: str = "") -> T:
                 raise ConfigError(f"{key}: missing (required)")
             continue
         kwargs[name] = _coerce(hints[name], data[name], key)
-    return cls(**kwargs)
+        if range_of(f) is not None:
+            check_range(kwargs[name], range_of(f), key)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # the dataclass's own checks (ConfigError included): one params message
+        raise ConfigError(_named(where, str(e))) from None
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -135,11 +210,15 @@ def stage_config(section: str, cls: type[T], params: dict[str, Any] | None = Non
     return build(cls, params[section], section)
 
 
+SEED_RANGE = Range(ge=0, lt=2**32)  # numpy's and torch's seeds
+
+
 def seed(params: dict[str, Any] | None = None) -> int:
     params = load_params() if params is None else params
     value = params.get("seed")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError("params.yaml: top-level 'seed' must be an integer")
+        raise ConfigError(f"seed: expected an integer, got {value!r}")
+    check_range(value, SEED_RANGE, "seed")
     return value
 
 
@@ -150,12 +229,8 @@ class Variant:
     source: typing.Literal["full", "teeth"]
     aspect: typing.Literal["16:9", "square"]
     mode: typing.Literal["letterbox", "squash"]
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        if self.height <= 0 or self.width <= 0:
-            raise ConfigError(f"variant size must be positive, got {self.height}x{self.width}")
+    height: int = param(ge=1)
+    width: int = param(ge=1)
 
 
 def variants(params: dict[str, Any] | None = None) -> dict[str, Variant]:

@@ -187,84 +187,45 @@ class CropConfig:
 
     # lengths below marked "x jaw" are in units of the jaw scale: rows from the occlusal gap down to
     # the mandible's inferior border, measured on each image (see the module docstring)
-    margin: float = 0.0             # grow the box by this x jaw on each side
-    top_margin: float = 0.0         # extra margin above (x jaw; the top edge is the least certain: tooth germs, long canines)
-    min_confidence: float = 0.35    # below: use the fallback window
-    fallback: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])  # x0 y0 x1 y1 fractions of the exposed field
-    edge_fraction: float = 0.10     # confidence: a lobe ends where the projection falls below this share of its peak
-    gap_fraction: float = 0.15      # the occlusal gap's run ends where its depth falls below this share of its median
-    gap_band: list[float] = field(default_factory=lambda: [0.3, 0.8])   # rows of the exposed field searched for the gap
-    crown_band: float = 0.33        # crowns: rows this x jaw either side of the gap
-    crown_fraction: float = 0.5     # the arch goes on while the crown profile is above this share of its central level
-    crown_run: float = 0.2          # crown-less stretches up to this x jaw are bridged (a missing tooth)
-    side_margin: float = 0.25       # added outside the last crown column (x jaw)
-    root_fraction: float = 0.60     # the root edges: a teeth lobe falls below this share of its peak
+    margin: float = config.param(0.0, ge=0, le=1)             # grow the box by this x jaw on each side
+    top_margin: float = config.param(0.0, ge=0, le=1)         # extra margin above (x jaw; the top edge is the least certain: tooth germs, long canines)
+    min_confidence: float = config.param(0.35, ge=0, le=1)    # below: use the fallback window
+    fallback: list[float] = config.param(factory=lambda: [0.0, 0.0, 1.0, 1.0], ge=0, le=1, length=4)  # x0 y0 x1 y1 fractions of the exposed field
+    edge_fraction: float = config.param(0.10, gt=0, lt=1)     # confidence: a lobe ends where the projection falls below this share of its peak
+    gap_fraction: float = config.param(0.15, gt=0, lt=1)      # the occlusal gap's run ends where its depth falls below this share of its median
+    gap_band: list[float] = config.param(factory=lambda: [0.3, 0.8], ge=0, le=1, length=2)   # rows of the exposed field searched for the gap
+    crown_band: float = config.param(0.33, ge=0, le=2)        # crowns: rows this x jaw either side of the gap
+    crown_fraction: float = config.param(0.5, gt=0, lt=1)     # the arch goes on while the crown profile is above this share of its central level
+    crown_run: float = config.param(0.2, ge=0, le=2)          # crown-less stretches up to this x jaw are bridged (a missing tooth)
+    side_margin: float = config.param(0.25, ge=0, le=2)       # added outside the last crown column (x jaw)
+    root_fraction: float = config.param(0.60, gt=0, lt=1)     # the root edges: a teeth lobe falls below this share of its peak
     # teeth top = the gap's row over the front teeth (gap_mid) - up[0] x upper root edge - up[1] x jaw;
     # teeth bottom = lowest gap row + down[0] x root edge + down[1] x mandible distance + down[2] x jaw
-    up: list[float] = field(default_factory=lambda: [0.0, 0.962])
-    down: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.727])
-    half_width: list[float] = field(default_factory=lambda: [0.8, 2.4])  # teeth half-width from the midline kept in [inner, outer] x jaw
-    lobe_scale: float = 1.85        # the jaw scale per row of the lower teeth's lobe (the second scale cue)
-    scale_spread: float = 1.25      # the two scale cues disagree beyond this ratio: the larger is used, confidence drops
-    mandible_room: float = 1.1      # the field ends less than this x the lower-teeth cue below the gap: the mandible may be out of view
-    far_fraction: float = 0.5       # a lone crown beyond the arch: above this share of the crown level ...
-    far_width: float = 0.1          # ... over at least this x jaw
-    far_within: float = 1.4         # ... looked for only on a side whose arch stops within this x jaw of the midline
+    up: list[float] = config.param(factory=lambda: [0.0, 0.962], ge=-0.5, le=2, length=2)
+    down: list[float] = config.param(factory=lambda: [0.0, 0.0, 0.727], ge=-0.5, le=2, length=3)
+    half_width: list[float] = config.param(factory=lambda: [0.8, 2.4], ge=0, le=5, length=2)  # teeth half-width from the midline kept in [inner, outer] x jaw
+    lobe_scale: float = config.param(1.85, gt=0, lt=10)       # the jaw scale per row of the lower teeth's lobe (the second scale cue)
+    scale_spread: float = config.param(1.25, ge=1)            # the two scale cues disagree beyond this ratio: the larger is used, confidence drops
+    mandible_room: float = config.param(1.1, gt=0, le=3)      # the field ends less than this x the lower-teeth cue below the gap: the mandible may be out of view
+    far_fraction: float = config.param(0.5, gt=0, lt=1)       # a lone crown beyond the arch: above this share of the crown level ...
+    far_width: float = config.param(0.1, ge=0, le=0.5)        # ... over at least this x jaw
+    far_within: float = config.param(1.4, gt=0)               # ... looked for only on a side whose arch stops within this x jaw of the midline
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
-    edge_snap: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.15])
-    min_symmetry: float = 0.3       # the mirror axis counts where the image's halves correlate at least this much
-    one_cue_top: float = 0.1        # a box whose scale rests on the lower teeth alone grows this x jaw above
-    work_width: int = 512           # detection runs on a copy this wide
-    png_compression: int = 1
-    thumb_width: int = 360          # report thumbnails
+    edge_snap: list[float] = config.param(factory=lambda: [0.15, 0.3, 0.15], ge=0, le=2, length=3)
+    min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much
+    one_cue_top: float = config.param(0.1, ge=0, le=1)        # a box whose scale rests on the lower teeth alone grows this x jaw above
+    work_width: int = config.param(512, ge=128)               # detection runs on a copy this wide
+    png_compression: int = config.param(1, ge=0, le=9)
+    thumb_width: int = config.param(360, ge=1)                # report thumbnails
 
     def __post_init__(self) -> None:
-        if not 0 <= self.margin <= 1:
-            raise config.ConfigError(f"crop.margin must be in [0, 1], got {self.margin}")
-        if not 0 <= self.min_confidence <= 1:
-            raise config.ConfigError(f"crop.min_confidence must be in [0, 1], got {self.min_confidence}")
-        f = list(self.fallback)
-        if len(f) != 4 or not (0 <= f[0] < f[2] <= 1 and 0 <= f[1] < f[3] <= 1):
-            raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] fractions with x0<x1, y0<y1; got {f}")
-        if not 0 <= self.top_margin <= 1:
-            raise config.ConfigError(f"crop.top_margin must be in [0, 1], got {self.top_margin}")
-        if len(self.down) != 3 or not all(-0.5 <= x <= 2 for x in self.down):
-            raise config.ConfigError(f"crop.down must be 3 coefficients in [-0.5, 2] (see pipeline/crop/crop.py); got {self.down}")
-        r = list(self.gap_band)
-        if len(r) != 2 or not 0 <= r[0] <= r[1] <= 1:
-            raise config.ConfigError(f"crop.gap_band must be [lo, hi] fractions with lo <= hi; got {r}")
-        r = list(self.half_width)
-        if len(r) != 2 or not 0 <= r[0] <= r[1] <= 5:
-            raise config.ConfigError(f"crop.half_width must be [inner, outer] (x the jaw scale) with inner <= outer; got {r}")
-        if not 0 < self.lobe_scale < 10:
-            raise config.ConfigError(f"crop.lobe_scale must be a positive ratio under 10, got {self.lobe_scale}")
-        if self.scale_spread < 1:
-            raise config.ConfigError(f"crop.scale_spread must be >= 1, got {self.scale_spread}")
-        r = list(self.edge_snap)
-        if len(r) != 3 or not all(0 <= x <= 2 for x in r):
-            raise config.ConfigError(f"crop.edge_snap must be [sides, top, bottom] in [0, 2] (x the jaw scale), got {self.edge_snap}")
-        if not 0 < self.mandible_room <= 3:
-            raise config.ConfigError(f"crop.mandible_room must be in (0, 3] (x the lower-teeth scale cue), got {self.mandible_room}")
-        if not 0 <= self.min_symmetry <= 1:
-            raise config.ConfigError(f"crop.min_symmetry must be in [0, 1], got {self.min_symmetry}")
-        if not 0 <= self.one_cue_top <= 1:
-            raise config.ConfigError(f"crop.one_cue_top must be in [0, 1] (x the jaw scale), got {self.one_cue_top}")
-        if not 0 <= self.far_width <= 0.5:
-            raise config.ConfigError(f"crop.far_width must be in [0, 0.5], got {self.far_width}")
-        if not self.far_within > 0:
-            raise config.ConfigError(f"crop.far_within must be > 0 (x the jaw scale; the arch's half-width), got {self.far_within}")
-        for name in ("edge_fraction", "gap_fraction", "crown_fraction", "root_fraction", "far_fraction"):
-            if not 0 < getattr(self, name) < 1:
-                raise config.ConfigError(f"crop.{name} must be in (0, 1), got {getattr(self, name)}")
-        if len(self.up) != 2 or not all(-0.5 <= x <= 2 for x in self.up):
-            raise config.ConfigError(f"crop.up must be 2 coefficients in [-0.5, 2] (see pipeline/crop/crop.py); got {self.up}")
-        for name in ("crown_band", "crown_run", "side_margin"):
-            if not 0 <= getattr(self, name) <= 2:
-                raise config.ConfigError(f"crop.{name} must be in [0, 2] (x the jaw scale), got {getattr(self, name)}")
-        if self.work_width < 128:
-            raise config.ConfigError(f"crop.work_width must be >= 128, got {self.work_width}")
-        if not 0 <= self.png_compression <= 9:
-            raise config.ConfigError(f"crop.png_compression must be 0-9, got {self.png_compression}")
+        f = self.fallback
+        if not (f[0] < f[2] and f[1] < f[3]):
+            raise config.ConfigError(f"crop.fallback must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1; got {list(f)}")
+        if not self.gap_band[0] <= self.gap_band[1]:
+            raise config.ConfigError(f"crop.gap_band must be [lo, hi] with lo <= hi; got {list(self.gap_band)}")
+        if not self.half_width[0] <= self.half_width[1]:
+            raise config.ConfigError(f"crop.half_width must be [inner, outer] with inner <= outer; got {list(self.half_width)}")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import atomic
-from pipeline.core.config import ConfigError
+from pipeline.core.config import param
 from pipeline.core.tables import write_csv
 
 DEFECTS = ("zero_byte", "truncated", "not_image", "exact_duplicate", "near_duplicate", "underexposed",
@@ -41,16 +41,10 @@ IDENTIFYING_FIELDS = ("PatientName", "PatientID", "InstitutionName",
 
 @dataclass(frozen=True)
 class PhantomsConfig:
-    n_clean: int = 96
-    n_per_defect: int = 3
-    width: int = 768
-    height: int = 384
-
-    def __post_init__(self) -> None:
-        if self.n_clean < 1 or self.n_per_defect < 0:
-            raise ConfigError("phantoms: n_clean must be >= 1 and n_per_defect >= 0")
-        if self.width < 128 or self.height < 64:
-            raise ConfigError(f"phantoms: {self.width}x{self.height} is too small to draw an OPG (min 128x64)")
+    n_clean: int = param(96, ge=1)
+    n_per_defect: int = param(3, ge=0)
+    width: int = param(768, ge=128)    # smaller is too small to draw an OPG
+    height: int = param(384, ge=64)
 
 
 # ------------------------------------------------------------------------------------------ markers

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from pipeline.core import atomic, pngio
+from pipeline.core.config import param
 from pipeline.core.device import torch_device
 from pipeline.core.tables import SEEDS_COLUMNS, write_csv
 from pipeline.gan.models import load_generator
@@ -27,16 +29,10 @@ from pipeline.gan.models import load_generator
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    n: int = 64                 # images per variant
-    seed_base: int = 1_000_000  # image i uses seed seed_base + i
-    batch: int = 64             # images per forward pass (never changes an image)
-    device: str = "cpu"         # cpu | cuda | auto
-
-    def __post_init__(self) -> None:
-        if self.n < 1 or self.batch < 1:
-            raise ValueError(f"generate: n and batch must be positive, got n={self.n}, batch={self.batch}")
-        if self.seed_base < 0:
-            raise ValueError(f"generate.seed_base must be >= 0, got {self.seed_base}")
+    n: int = param(64, ge=1)                     # images per variant
+    seed_base: int = param(1_000_000, ge=0, lt=2**63)  # image i uses seed seed_base + i
+    batch: int = param(64, ge=1)                 # images per forward pass (never changes an image)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 def file_name(i: int) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Literal
 import torch
 from tqdm import tqdm
 
-from pipeline.core.config import ConfigError, build
+from pipeline.core.config import ConfigError, build, param
 from pipeline.gan import checkpoint, diffaugment, ema, losses, models, runtime, trainset
 from pipeline.gan.checkpoint import checkpoints
 from pipeline.gan.diffaugment import diff_augment, parse_policy
@@ -55,56 +55,44 @@ class TrainConfig:
 
     # architecture (see pipeline.gan.models.ModelConfig)
     model: Literal["resnet", "baseline"] = "resnet"
-    z_dim: int = 64
-    features: int = 8
-    max_features: int = 64
+    z_dim: int = param(64, ge=1)
+    features: int = param(8, ge=1)
+    max_features: int = param(64, ge=1)
     critic_norm: Literal["none", "layer"] = "none"
-    min_grid: int = 4
-    layout_basis: int = 0            # resnet: learned layout basis, started at the train set's principal components
+    min_grid: int = param(4, ge=1)
+    layout_basis: int = param(0, ge=0)   # resnet: learned layout basis, started at the train set's principal components
     critic_mbstd: bool = False       # resnet: minibatch standard deviation channel in the critic
     # optimisation
-    steps: int = 800                 # generator steps
-    batch: int = 8                   # global batch (split across ranks)
-    n_critic: int = 2
-    lr: float = 5e-4                 # Adam learning rate of the generator (and of the critic unless lr_d)
-    lr_d: float | None = None        # critic's learning rate; null: same as lr
-    betas: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
-    gp_lambda: float = 10.0
+    steps: int = param(800, ge=1)    # generator steps
+    batch: int = param(8, ge=1)      # global batch (split across ranks)
+    n_critic: int = param(2, ge=1)
+    lr: float = param(5e-4, gt=0)    # Adam learning rate of the generator (and of the critic unless lr_d)
+    lr_d: float | None = param(None, gt=0)   # critic's learning rate; null: same as lr
+    betas: list[float] = param(factory=lambda: [0.0, 0.9], ge=0, lt=1, length=2)
+    gp_lambda: float = param(10.0, ge=0)
     # data efficiency
     diffaugment: str = ""            # e.g. "translation,cutout,brightness,contrast"; empty: off
     hflip: bool = True
-    ema_decay: float = 0.99
+    ema_decay: float = param(0.99, ge=0, lt=1)
     mean_init: bool = True           # resnet: the generator's output offset starts at the train set's mean image
     # logging and checkpoints (do not change results)
-    log_every: int = 25
-    sample_every: int = 100
-    sample_count: int = 16
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
+    log_every: int = param(25, ge=1)
+    sample_every: int = param(100, ge=1)
+    sample_count: int = param(16, ge=1)
+    checkpoint_every: int = param(50, ge=1)
+    keep_checkpoints: int = param(2, ge=1)
     # speed (do not change the maths, except amp's rounding)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "off"] = "auto"      # auto: bf16 on CUDA, off on CPU
     channels_last: Literal["auto", "on", "off"] = "auto"   # auto: on CUDA only
     compile: bool = False
-    data_on_device_gb: float = 8.0   # keep the train set on the GPU when it is at most this big
+    data_on_device_gb: float = param(8.0, ge=0)   # keep the train set on the GPU when it is at most this big
     tf32: bool = True                # CUDA: fp32 matmuls/convolutions (penalty, amp off) in TF32
-    gpus: int | Literal["auto"] = "auto"   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
-    cpu_threads: int = 1             # CPU: torch threads in all (0: every core); sets the float rounding
+    gpus: int | Literal["auto"] = param("auto", ge=0)   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
+    cpu_threads: int = param(1, ge=0)   # CPU: torch threads in all (0: every core); sets the float rounding
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.betas) != 2:
-            raise ValueError(f"train.betas must be two numbers, got {self.betas}")
-        for name in ("steps", "batch", "n_critic", "log_every", "sample_every", "checkpoint_every",
-                     "keep_checkpoints", "sample_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1")
-        if self.cpu_threads < 0:
-            raise ValueError(f"train.cpu_threads must be >= 0 (0: every core), got {self.cpu_threads}")
-        if self.gpus != "auto" and self.gpus < 0:
-            raise ValueError(f"train.gpus must be auto or >= 0, got {self.gpus}")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise ValueError("train.lr and train.lr_d must be positive")
         parse_policy(self.diffaugment)
         known = {f.name for f in dataclasses.fields(self)} - {"overrides"}
         for variant, changes in self.overrides.items():

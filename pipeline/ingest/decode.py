@@ -75,7 +75,7 @@ class Limits:
 def sniff_format(path) -> str:
     """'dicom' | 'png' | 'jpeg' | 'tiff' | 'unsupported:<NAME>' | 'unknown' (from the bytes)."""
     with open(path, "rb") as f:
-        return probe.sniff(f.read(512))
+        return probe.sniff(f.read(probe.HEAD_BYTES))
 
 
 def decode_file(path, patient_salt: str, limits: Limits = Limits()) -> Decoded:
@@ -83,7 +83,7 @@ def decode_file(path, patient_salt: str, limits: Limits = Limits()) -> Decoded:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(512)
+            head = f.read(probe.HEAD_BYTES)
     except OSError as e:
         raise DecodeError(f"unreadable file ({e.strerror or 'I/O error'})") from None
     if size == 0:

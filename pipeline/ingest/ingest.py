@@ -3,8 +3,9 @@
 One manifest row per entry of the archive (:mod:`pipeline.ingest.archive`: files, links, broken
 links, link loops, pipes, names that are not UTF-8), read or not (status ok | rejected, with a
 reason in plain words that never quotes the file's content), so every entry is accounted for.
-``source_path`` is the path relative to ``raw_dir``, or with ``pseudonymise_paths`` a keyed hash of
-it (for archives whose file or folder names carry patient names, IDs or dates). Decoding and
+``source_path`` is a keyed hash of the path relative to ``raw_dir`` (file and folder names of an
+export often carry patient names, IDs or dates), or with ``pseudonymise_paths: false`` the path
+itself (:meth:`IngestConfig.source_path`: the one place a raw path becomes output). Decoding and
 de-identification live in ``decode`` / ``deid``; this module runs a process pool over the entries
 (streaming: a bounded number of files in flight, workers write their own PNGs and send back one
 small row each) and writes the outputs atomically.
@@ -58,25 +59,20 @@ MANIFEST_COLUMNS = [
 @dataclass(frozen=True)
 class IngestConfig:
     raw_dir: str = "data/demo_raw"
-    png_compression: int = 1
+    png_compression: int = config.param(1, ge=0, le=9)
     patient_salt: str = "dentsynth-demo-salt"
-    pseudonymise_paths: bool = False
-    max_pixels: int = 40_000_000
-    min_side: int = 32
-    max_aspect: float = 8.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.png_compression <= 9:
-            raise config.ConfigError(f"ingest.png_compression must be 0-9, got {self.png_compression}")
-        if self.max_pixels < 1 or self.min_side < 1 or self.max_aspect < 1:
-            raise config.ConfigError("ingest.max_pixels and ingest.min_side must be positive, ingest.max_aspect >= 1")
+    pseudonymise_paths: bool = True
+    max_pixels: int = config.param(40_000_000, ge=1)
+    min_side: int = config.param(32, ge=1)
+    max_aspect: float = config.param(8.0, ge=1)
 
     @property
     def limits(self) -> Limits:
         return Limits(self.max_pixels, self.min_side, self.max_aspect)
 
     def source_path(self, entry: Entry) -> str:
-        """The manifest's ``source_path``: relative to raw_dir, or its keyed hash."""
+        """How a raw entry is named in any output: the keyed hash of its path below raw_dir, or
+        with ``pseudonymise_paths`` off the path itself."""
         return archive.pseudonym(entry.rel, self.patient_salt) if self.pseudonymise_paths else entry.display
 
 

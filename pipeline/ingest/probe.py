@@ -2,7 +2,8 @@
 
 :func:`sniff` names the format from the signature (not the extension), including the formats ingest
 does not read (GIF, WebP, BMP, JPEG 2000, ...), so a rejection says "unsupported format: GIF"
-instead of "not an image". :func:`raster_header` reads the size of a PNG (IHDR), JPEG (SOF) or TIFF
+instead of "not an image"; a DICOM data set stored raw (no preamble, no "DICM") has no signature and
+is recognised by the structure of its first data elements (:func:`bare_dicom_encoding`). :func:`raster_header` reads the size of a PNG (IHDR), JPEG (SOF) or TIFF
 (tags of every page) from its header, so an oversize image is rejected before it is decoded in
 full, and a multi-page TIFF is seen as one. Every failure is a :class:`DecodeError` whose reason is
 plain words and never quotes the file's bytes.
@@ -36,9 +37,7 @@ _UNSUPPORTED = (
 )
 
 
-def _head(path, n: int = 512) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+HEAD_BYTES = 4096  # the bytes a format is told from (enough for a bare DICOM data set's first elements)
 
 
 def sniff(head: bytes) -> str:
@@ -60,7 +59,7 @@ def sniff(head: bytes) -> str:
     for sig, name in _UNSUPPORTED:
         if head.startswith(sig):
             return "unsupported:" + name
-    if looks_like_bare_dicom(head):
+    if bare_dicom_encoding(head):
         return "dicom"
     return "unknown"
 
@@ -68,21 +67,76 @@ def sniff(head: bytes) -> str:
 _VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB", b"OD",
         b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI",
         b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"UV"}  # 4-byte length
+_VALUE_SIZE = {b"US": 2, b"SS": 2, b"UL": 4, b"SL": 4, b"FL": 4, b"AT": 4, b"FD": 8, b"SV": 8, b"UV": 8}
+_UNDEFINED = 0xFFFFFFFF
+_ITEM_TAGS = {0xE000, 0xE00D, 0xE0DD}  # group FFFE: item, item end, sequence end (no VR in either encoding)
+MIN_ELEMENTS = 3  # a bare data set is recognised by this many plausible data elements in a row
 
 
-def looks_like_bare_dicom(head: bytes) -> bool:
-    """A DICOM data set without the 128-byte preamble and "DICM" (old PACS exports): it starts with a
-    little-endian element of group 0002, 0008 or 0010, either explicit VR (a known VR follows the tag)
-    or implicit VR (a 4-byte length that fits in the first kilobytes)."""
-    if len(head) < 12:
-        return False
-    group, elem = struct.unpack("<HH", head[:4])
-    if group not in (0x0002, 0x0008, 0x0010) or elem > 0x1000:
-        return False
-    if head[4:6] in _VRS:
-        return True
-    length = struct.unpack("<I", head[4:8])[0]
-    return 0 < length < 4096 and length % 2 == 0
+def bare_dicom_encoding(head: bytes) -> str:
+    """'explicit' | 'implicit' when ``head`` starts with a DICOM data set without the 128-byte
+    preamble and "DICM" (old PACS exports), else ''. Recognised by its structure, whatever group it
+    starts at: :data:`MIN_ELEMENTS` little-endian data elements from offset 0 with ascending tags,
+    known VRs (explicit VR), even lengths that fit their VR, items only inside sequences."""
+    for encoding in ("explicit", "implicit"):
+        if _plausible_elements(head, encoding == "explicit"):
+            return encoding
+    return ""
+
+
+def _plausible_tag(group: int, elem: int) -> bool:
+    if group % 2 == 0:
+        return 0x0002 <= group < 0xFFFE
+    return group >= 0x0009 and group != 0xFFFF and (elem == 0 or elem >= 0x0010)  # private: creators, then data
+
+
+def _plausible_elements(head: bytes, explicit: bool) -> bool:
+    pos, seen, last, depth = 0, 0, (-1, -1), 0
+    while seen < MIN_ELEMENTS:
+        if pos + 8 > len(head):
+            return False
+        group, elem, length = struct.unpack_from("<HHI", head, pos)
+        header = 8
+        if group == 0xFFFE:
+            if elem not in _ITEM_TAGS or depth == 0:
+                return False
+            last = (-1, -1)  # an item is a data set of its own
+            if elem != 0xE000:
+                depth -= 1  # the end of an item or a sequence of undefined length
+            elif length == _UNDEFINED:
+                depth += 1
+            else:
+                pos += length  # an item (or pixel fragment) of known length
+            pos += 8
+            seen += 1
+            continue
+        if not _plausible_tag(group, elem) or (group, elem) <= last:
+            return False
+        if explicit:
+            vr = head[pos + 4:pos + 6]
+            if vr not in _VRS or (vr in _LONG_VRS and head[pos + 6:pos + 8] != b"\0\0"):
+                return False
+            if vr in _LONG_VRS:
+                if pos + 12 > len(head):
+                    return False
+                length, header = struct.unpack_from("<I", head, pos + 8)[0], 12
+            else:
+                length = struct.unpack_from("<H", head, pos + 6)[0]
+            if length == _UNDEFINED and vr not in (b"SQ", b"UN", b"OB", b"OW"):
+                return False
+            if length != _UNDEFINED and length % _VALUE_SIZE.get(vr, 1):
+                return False
+        if length != _UNDEFINED and length % 2:
+            return False
+        seen += 1
+        last = (group, elem)
+        if length == _UNDEFINED:  # a sequence (or encapsulated pixel data): items follow
+            depth += 1
+            pos += header
+        else:
+            pos += header + length
+    return True
 
 
 def describe_unknown(head: bytes) -> str:

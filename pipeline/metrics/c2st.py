@@ -22,27 +22,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.core.config import param
 from pipeline.core.device import torch_device
 
 
 @dataclass(frozen=True)
 class C2STConfig:
-    folds: int = 5
-    repeats: int = 1         # cross-validations with other fold draws; each image's out-of-fold logits averaged
-    epochs: int = 60         # at most this many epochs per fold ...
-    patience: int = 10       # ... ending when the loss on an inner hold-out has not improved for this many
-    holdout: float = 0.2     # share of each fold's training images held out for that stopping rule
-    batch: int = 16
-    lr: float = 1e-3
-    width: int = 16          # channels of the first conv block (doubles per block)
-    max_side: int = 64       # images are area-downsampled so their long side is at most this
-    device: str = "cpu"      # cpu | cuda | auto
+    folds: int = param(5, ge=2)
+    repeats: int = param(1, ge=1)        # cross-validations with other fold draws; each image's logits averaged
+    epochs: int = param(60, ge=1)        # at most this many epochs per fold ...
+    patience: int = param(10, ge=1)      # ... ending when the loss on an inner hold-out has not improved for this many
+    holdout: float = param(0.2, ge=0, lt=1)   # share of each fold's training images held out for that rule
+    batch: int = param(16, ge=1)
+    lr: float = param(1e-3, gt=0)
+    width: int = param(16, ge=1)         # channels of the first conv block (doubles per block)
+    max_side: int = param(64, ge=8)      # images are area-downsampled so their long side is at most this
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 BAND_GAIN = 4.0  # the detail bands are faint next to the image: scaled up to a comparable spread

@@ -19,15 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.config import param
+
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 @dataclass(frozen=True)
 class DiversityConfig:
-    pairs: int = 400     # random pairs per set (all pairs when the set has fewer)
-    window: int = 7
-    sigma: float = 1.5
-    batch: int = 64
+    pairs: int = param(400, ge=1)     # random pairs per set (all pairs when the set has fewer)
+    window: int = param(7, ge=1)
+    sigma: float = param(1.5, gt=0)
+    batch: int = param(64, ge=1)
 
 
 def _window(size: int, sigma: float) -> torch.Tensor:

@@ -40,10 +40,10 @@ NEAREST_COLUMNS = ["variant", "file", "nearest_train_id", "distance", "threshold
 @dataclass(frozen=True)
 class EvaluateConfig:
     heldout_splits: list[str] = field(default_factory=lambda: ["val", "test"])  # real images never trained on
-    max_images: int = 1000          # per set for the distribution metrics (seeded subsample; 0 = all)
+    max_images: int = config.param(1000, ge=0)     # per set for the distribution metrics (seeded subsample; 0 = all)
     inception_weights: str = ""     # local torchvision inception_v3 state dict; empty: no FID/KID
-    embed_max_side: int = 64        # resolution of the random-CNN features for precision/recall (long side)
-    embeddings: int = 3             # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
+    embed_max_side: int = config.param(64, ge=8)   # resolution of the random-CNN features for precision/recall (long side)
+    embeddings: int = config.param(3, ge=1)        # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
     swd: SWDConfig = field(default_factory=SWDConfig)
     c2st: C2STConfig = field(default_factory=C2STConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
@@ -57,8 +57,6 @@ class EvaluateConfig:
         bad = set(self.heldout_splits) - {"val", "test"}
         if bad or not self.heldout_splits:
             raise config.ConfigError(f"evaluate.heldout_splits must be val and/or test, got {self.heldout_splits}")
-        if self.embeddings < 1:
-            raise config.ConfigError(f"evaluate.embeddings must be at least 1, got {self.embeddings}")
 
 
 # ------------------------------------------------------------------------------ metric computation

@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from pipeline.core.config import param
 from pipeline.core.device import torch_device
 
 NOT_COMPUTED = "not computed (no weights file)"
@@ -30,10 +32,10 @@ _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 @dataclass(frozen=True)
 class FIDConfig:
-    batch: int = 32
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000   # capped at the smaller set's size
-    device: str = "cpu"           # cpu | cuda | auto
+    batch: int = param(32, ge=1)
+    kid_subsets: int = param(100, ge=1)
+    kid_subset_size: int = param(1000, ge=2)   # capped at the smaller set's size
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 def weights_available(path: str | os.PathLike | None) -> bool:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.core.config import param
+
 
 @dataclass(frozen=True)
 class HistogramConfig:
-    bins: int = 256
+    bins: int = param(256, ge=2, le=65536)
 
 
 def grey_histogram(images: np.ndarray, bins: int) -> np.ndarray:

@@ -21,12 +21,14 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline.core.config import param
+
 
 @dataclass(frozen=True)
 class IntervalConfig:
-    resamples: int = 1000        # bootstrap draws for means of per-image terms
-    swd_resamples: int = 20      # bootstrap draws for SWD (each recomputes the distance)
-    level: float = 0.95
+    resamples: int = param(1000, ge=10)       # bootstrap draws for means of per-image terms
+    swd_resamples: int = param(20, ge=0)      # bootstrap draws for SWD (each recomputes the distance; 0: none)
+    level: float = param(0.95, gt=0, lt=1)
 
 
 def _percentiles(values: np.ndarray, level: float) -> list[float]:

@@ -24,22 +24,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.core.config import param
+
 
 @dataclass(frozen=True)
 class MemorisationConfig:
-    side: int = 64          # long side of the descriptor (pixels)
-    smooth: float = 1.0     # Gaussian sigma on the descriptor (pixels)
-    shift: int = 4          # coarse search: tolerated misalignment, descriptor pixels each way
-    mirror: bool = True     # also match the left-right mirror image
-    candidates: int = 8     # training images per synthetic image aligned precisely
-    quantile: float = 0.05  # of the held-out-to-train nearest distances ...
-    factor: float = 0.75    # ... times this = the near-copy threshold
-    chunk: int = 256        # query images per distance block (memory only)
-
-    def __post_init__(self) -> None:
-        if (self.side < 16 or self.shift < 0 or self.candidates < 1 or not 0 <= self.quantile <= 1
-                or self.factor <= 0):
-            raise ValueError(f"memorisation: invalid settings {self}")
+    side: int = param(64, ge=16)          # long side of the descriptor (pixels)
+    smooth: float = param(1.0, ge=0)      # Gaussian sigma on the descriptor (pixels)
+    shift: int = param(4, ge=0)           # coarse search: tolerated misalignment, descriptor pixels each way
+    mirror: bool = True                   # also match the left-right mirror image
+    candidates: int = param(8, ge=1)      # training images per synthetic image aligned precisely
+    quantile: float = param(0.05, ge=0, le=1)  # of the held-out-to-train nearest distances ...
+    factor: float = param(0.75, gt=0)     # ... times this = the near-copy threshold
+    chunk: int = param(256, ge=1)         # query images per distance block (memory only)
 
 
 def descriptor_shape(height: int, width: int, side: int) -> tuple[int, int]:

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.core.config import param
+
 
 @dataclass(frozen=True)
 class PRDCConfig:
-    k: int = 5
+    k: int = param(5, ge=1)
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

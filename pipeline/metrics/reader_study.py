@@ -74,25 +74,19 @@ class ReaderStudyConfig:
 
     name: str = "demo"                  # the page: reports/reader_study/<name>.html
     variant: str = "full_16x9"          # whose synthetic images, at that variant's size
-    images_per_class: int = 20          # N real + N synthetic
+    images_per_class: int = config.param(20, ge=1)   # N real + N synthetic
     splits: list[str] = field(default_factory=lambda: ["val", "test"])   # real images from these (held out)
-    display_width: int = 768            # images shown this wide in px, scaled by the browser (0: the variant's own pixels)
+    display_width: int = config.param(768, ge=0)     # images shown this wide in px, scaled by the browser (0: the variant's own pixels)
     letterbox_pad: bool = True          # true: as trained (pad bars kept); false: all cut to the real images' common content
     exclude_near_copies: bool = True    # leave out synthetic images the memorisation check flagged (data/eval/nearest.csv)
-    pbkdf2_iterations: int = 200000     # cost of each passphrase try (the end-of-session score)
+    pbkdf2_iterations: int = config.param(200000, ge=10000)  # cost of each passphrase try (the end-of-session score)
 
     def __post_init__(self) -> None:
         bad = set(self.splits) - {"val", "test"}
         if bad or not self.splits:
             raise config.ConfigError(f"reader_study.splits must be val and/or test (never train), got {self.splits}")
-        if self.images_per_class < 1:
-            raise config.ConfigError("reader_study.images_per_class must be at least 1")
-        if self.display_width < 0:
-            raise config.ConfigError("reader_study.display_width must be >= 0")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             raise config.ConfigError(f"reader_study.name must be a plain file name, got {self.name!r}")
-        if self.pbkdf2_iterations < 10000:
-            raise config.ConfigError("reader_study.pbkdf2_iterations must be at least 10000")
 
 
 # --------------------------------------------------------------------------------- the secret part

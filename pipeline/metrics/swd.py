@@ -22,14 +22,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.core.config import param
+
 
 @dataclass(frozen=True)
 class SWDConfig:
-    patch: int = 7            # patch side (pixels)
-    patches_per_level: int = 4096  # patches drawn per set and level (with replacement over images)
-    directions: int = 128     # random projections per repeat
-    repeats: int = 4          # independent projection sets, averaged
-    min_size: int = 16        # coarsest pyramid level: short side at least this
+    patch: int = param(7, ge=1)                # patch side (pixels)
+    patches_per_level: int = param(4096, ge=1)  # patches drawn per set and level (with replacement over images)
+    directions: int = param(128, ge=1)         # random projections per repeat
+    repeats: int = param(4, ge=1)              # independent projection sets, averaged
+    min_size: int = param(16, ge=1)            # coarsest pyramid level: short side at least this
 
 
 def laplacian_pyramid(img: np.ndarray, min_size: int = 16) -> list[np.ndarray]:

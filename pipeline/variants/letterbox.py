@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,24 +28,17 @@ from pipeline.core.tables import write_csv
 class LetterboxConfig:
     """params.yaml ``letterbox`` (shared by every variant)."""
 
-    pad_value: float = 0.0                 # padding grey, [0, 1]
+    pad_value: float = config.param(0.0, ge=0, le=1)      # padding grey
     normalise: Literal["none", "percentile"] = "none"
-    percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])  # stretch these to 0 and 1
+    percentiles: list[float] = config.param(factory=lambda: [0.5, 99.5], ge=0, le=100, length=2)  # stretch these to 0 and 1
     clahe: bool = False
-    clahe_clip: float = 2.0
-    clahe_grid: int = 8
-    png_compression: int = 1
+    clahe_clip: float = config.param(2.0, gt=0)
+    clahe_grid: int = config.param(8, ge=1)
+    png_compression: int = config.param(1, ge=0, le=9)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.pad_value <= 1.0:
-            raise config.ConfigError(f"letterbox.pad_value must be in [0, 1], got {self.pad_value}")
-        p = list(self.percentiles)
-        if len(p) != 2 or not 0 <= p[0] < p[1] <= 100:
-            raise config.ConfigError(f"letterbox.percentiles must be [lo, hi] with 0 <= lo < hi <= 100, got {p}")
-        if self.clahe_clip <= 0 or self.clahe_grid < 1:
-            raise config.ConfigError("letterbox.clahe_clip must be > 0 and clahe_grid >= 1")
-        if not 0 <= self.png_compression <= 9:
-            raise config.ConfigError(f"letterbox.png_compression must be 0-9, got {self.png_compression}")
+        if not self.percentiles[0] < self.percentiles[1]:
+            raise config.ConfigError(f"letterbox.percentiles must be [lo, hi] with lo < hi, got {self.percentiles}")
 
 
 def enhance(img: np.ndarray, cfg: LetterboxConfig) -> np.ndarray:

@@ -25,14 +25,14 @@ COLUMNS = ["image_id", "split", "group"]
 class SplitConfig:
     """params.yaml ``split`` (the draw also takes the top-level ``seed``)."""
 
-    train: float = 0.7
-    val: float = 0.15
-    test: float = 0.15
+    train: float = config.param(0.7, ge=0, le=1)
+    val: float = config.param(0.15, ge=0, le=1)
+    test: float = config.param(0.15, ge=0, le=1)
 
     def __post_init__(self) -> None:
         f = (self.train, self.val, self.test)
-        if min(f) < 0 or abs(sum(f) - 1.0) > 1e-6:
-            raise config.ConfigError(f"split fractions must be >= 0 and sum to 1, got {f}")
+        if abs(sum(f) - 1.0) > 1e-6:
+            raise config.ConfigError(f"split: train + val + test must sum to 1, got {f}")
 
 
 def groups(rows: list[dict]) -> dict[str, str]:

@@ -183,13 +183,36 @@ def test_one_pixel_image_is_too_small_not_unreadable(tmp_path):
 
 
 def test_inpaint_paints_over_burned_in_text(tmp_path):
-    rng = np.random.default_rng(3)
-    base, _ = phantoms.render_opg(rng, 256, 512)
-    img = phantoms._burn_text(base, np.random.default_rng(0))
-    boxes, mask = audit.text_marks(img, 0.3, 0.15)
-    assert boxes and mask.any()
-    painted = cv2.inpaint(pngio.to_uint16(img), mask, 5, cv2.INPAINT_TELEA)
-    assert np.abs(pngio.to_float01(painted) - base)[mask > 0].mean() < np.abs(img - base)[mask > 0].mean() / 3
+    """The audit's own cleaning with ``inpaint_text: true``: an image with burned-in text, padded and
+    turned upside down, is turned back and trimmed, and the text mask goes through the same turn and
+    trim, so the text is painted over in the cleaned copy; without inpainting it stays."""
+    imgs = [phantoms.render_opg(np.random.default_rng([4, i]), 256, 512)[0] for i in range(6)]
+    base = imgs[5]
+    marked = phantoms._burn_text(base, np.random.default_rng(0))
+    text = marked - base > 0.05                        # the burned-in pixels, in the upright frame
+    assert text.sum() > 100
+    turned = np.zeros((276, 530), np.float32)          # a black border on two sides, then turned over
+    turned[20:, 18:] = marked
+    imgs[5] = turned[::-1, ::-1]
+    ids = write_ingested(tmp_path / "ingested", imgs)
+    cleaned = {}
+    for inpaint in (False, True):
+        out = tmp_path / f"audit_{inpaint}"
+        rows = {r["image_id"]: r for r in run_audit(AuditConfig(inpaint_text=inpaint), tmp_path / "ingested", out,
+                                                    None, workers=1, progress=False)}
+        r = rows[ids[5]]
+        assert r["verdict"] == "keep" and r["rot180"] == 1 and "burned_in_text" in r["flags"], r
+        assert (r["trim_x0"], r["trim_y0"], r["trim_x1"], r["trim_y1"]) == (18, 20, 530, 276)
+        cleaned[inpaint] = pngio.to_float01(pngio.read_png16(out / "images" / f"{ids[5]}.png"))
+        assert cleaned[inpaint].shape == base.shape
+    # without inpainting the cleaned copy is the marked image itself, text and all
+    np.testing.assert_array_equal(pngio.to_uint16(cleaned[False]), pngio.to_uint16(marked))
+    before = np.abs(cleaned[False] - base)[text].mean()
+    after = np.abs(cleaned[True] - base)[text].mean()
+    assert before > 0.2 and after < before / 3, (before, after)
+    # away from the text the image is untouched (the mask was not misplaced onto the anatomy)
+    far = cv2.dilate(text.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
+    np.testing.assert_array_equal(pngio.to_uint16(cleaned[True])[far], pngio.to_uint16(marked)[far])
 
 
 # ------------------------------------------------------------------------------ real OPGs (opg-dev)

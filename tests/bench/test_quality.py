@@ -13,6 +13,15 @@ from pipeline.core import pngio
 from pipeline.demo import phantoms
 
 
+def _embeddings() -> int:
+    """params.yaml ``evaluate.embeddings``: the random-CNN embeddings precision is averaged over."""
+    from pathlib import Path
+
+    from pipeline.core import config
+
+    return int(config.load_params(Path(__file__).resolve().parents[2] / "params.yaml")["evaluate"]["embeddings"])
+
+
 def _archive(folder, n: int, marker: bool) -> None:
     folder.mkdir()
     for i in range(n):
@@ -41,7 +50,14 @@ def test_quality_bench_runs_both_recipes_and_reports(tmp_path, one_torch_thread)
         assert r["steps"] >= 1 and r["train_s"] >= 0.5   # the budget was spent (the clock runs out mid-step)
         for key in ("swd", "swd_reference", "c2st_accuracy", "precision", "coverage", "recall", "density"):
             assert math.isfinite(r[key]), key
-        assert 0.0 <= r["c2st_accuracy"] <= 1.0 and 0.0 <= r["precision"] <= 1.0
+        # C2ST decides on n held-out and n synthetic images (n: the smaller set), so its accuracy is a
+        # count of 2n decisions; precision is the mean, over the embeddings, of a count of the 12 images
+        n = min(r["heldout_images"], r["synthetic_images"])
+        assert r["synthetic_images"] == 12 and 5 <= n <= 12, r
+        decisions = r["c2st_accuracy"] * 2 * n
+        assert decisions == pytest.approx(round(decisions), abs=1e-9) and 0 <= round(decisions) <= 2 * n, r
+        inside = r["precision"] * 12 * _embeddings()
+        assert inside == pytest.approx(round(inside), abs=1e-6) and 0 <= round(inside) <= 12 * _embeddings(), r
         assert [p["seconds"] for p in r["curve"]] == sorted(p["seconds"] for p in r["curve"])
         assert len(r["curve"]) == 2 and r["curve"][-1]["step"] == r["steps"]
     # real-vs-real SWD is small next to a DCGAN trained for half a second (ours starts from the

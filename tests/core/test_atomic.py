@@ -42,7 +42,6 @@ def test_stale_temp_folder_of_a_killed_writer_is_removed_a_live_one_kept(tmp_pat
     import signal
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "ingested"
     # a writer that dies by SIGKILL inside atomic.directory: its temp folder stays behind
@@ -63,7 +62,6 @@ def test_stale_temp_folder_of_a_killed_writer_is_removed_a_live_one_kept(tmp_pat
         assert atomic.remove_stale(out) == []
     finally:
         live.kill()
-        live.wait()
-    time.sleep(0.1)
+        live.wait()   # reaped: the writer is gone (no sleep needed)
     assert [p.name for p in tmp_path.iterdir() if p.name != "ingested"] == [os.path.basename(live_tmp)]
     assert atomic.remove_stale(out) == [os.path.basename(live_tmp)]  # its writer is gone now

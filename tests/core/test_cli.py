@@ -48,3 +48,9 @@ def test_broken_params_yaml_is_usage_error(project, capsys):
     (project / "params.yaml").write_text("- a list, not a mapping\n")
     assert _exit(lambda params: 0, []) == 2
     assert "top level must be a mapping" in capsys.readouterr().err
+
+
+def test_malformed_params_yaml_is_usage_error(project, capsys):
+    (project / "params.yaml").write_text("seed: 3\ntrain: {steps: 3\n")
+    assert _exit(lambda params: 0, []) == 2
+    assert capsys.readouterr().err.startswith("params.yaml: not valid YAML: expected ',' or '}'")

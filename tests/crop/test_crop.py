@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import re
 from pathlib import Path
 
@@ -358,14 +359,35 @@ def test_scale_consensus_widens_where_the_cues_disagree():
     assert detector.consensus({"a": 100.0, "b": float("nan")}, 1.25) == (100.0, False)
 
 
-def test_a_low_confidence_box_says_why_in_the_manifest_reason():
-    img, box = _phantom(4)
-    noisy = crop_transforms.bands(img, box, 0.0, 0.0, 0.0, 0.0, 0.0)[0]
-    noisy[:, 200:330] = noisy[:, 200:330].mean()  # the middle of the jaw blanked: no occlusal gap there
-    det = detect_teeth(noisy)
-    assert det.method == "fallback" or det.confidence < 1.0
-    if det.method == "fallback":
-        assert det.reason.startswith("low confidence")
+def test_a_low_confidence_box_says_why_in_the_manifest_reason(tmp_path):
+    """The crop stage on a phantom whose jaw has no occlusal gap in the middle (40 % of the columns
+    flattened to their mean grey): its manifest row is a fallback, below ``min_confidence``, and the
+    reason names the two weakest scores; the untouched phantom beside it is detected."""
+    truth = make_stage_inputs(tmp_path, n=2)
+    clean_id, weak_id = sorted(truth)          # the second one is turned and trimmed by the "audit"
+    path = tmp_path / "audit/images" / f"{weak_id}.png"
+    img = pngio.read_png16(path)
+    w = img.shape[1]
+    middle = img[:, int(0.3 * w):int(0.7 * w)]
+    middle[:] = int(middle.mean())
+    pngio.write_png16(path, img)
+    run_crop(CropConfig(), tmp_path / "audit", tmp_path / "ingested/manifest.csv", tmp_path / "crops",
+             tmp_path / "reports/crops.html", workers=1, progress=False)
+    with open(tmp_path / "crops/manifest.csv", newline="") as f:
+        rows = {r["image_id"]: r for r in csv.DictReader(f)}
+    weak = rows[weak_id]
+    assert weak["method"] == "fallback" and float(weak["confidence"]) < 0.35, weak   # params.yaml min_confidence
+    m = re.match(r"low confidence \((\w+)=(\d\.\d\d), (\w+)=(\d\.\d\d)\)", weak["reason"])
+    assert m, weak["reason"]
+    scores = {"gap_fit", "gap_depth", "lobes", "width", "height", "gap_row", "scale"}
+    assert {m[1], m[3]} <= scores and m[1] != m[3], weak["reason"]
+    # the confidence is the product of scores in [0, 1]: never above the weakest one named
+    assert float(weak["confidence"]) <= float(m[2]) + 0.005 and float(m[2]) <= float(m[4]), weak
+    assert weak["reason"].endswith(("; widest arch around the occlusal gap", "; the fallback window of the field"))
+    assert rows[clean_id]["method"] == "detected" and "low confidence" not in rows[clean_id]["reason"]
+    page = (tmp_path / "reports/crops.html").read_text()
+    assert page.index(f"id='{weak_id}'") < page.index(f"id='{clean_id}'")   # lowest confidence first
+    assert html.escape(weak["reason"]) in page
 
 
 def test_crop_stage_outputs(tmp_path):
@@ -387,11 +409,14 @@ def test_crop_stage_outputs(tmp_path):
         # the teeth (in the ingested frame, as ground truth says) are inside the crop
         gt_clipped = cl.to_ingested(tuple(np.clip(cl.to_cleaned(gt), 0, [*cl.size, *cl.size])))
         assert coverage_and_ratio(ibox, gt_clipped)[0] >= 0.99, r
-        assert r["method"] in ("detected", "fallback") and 0 <= float(r["confidence"]) <= 1
-    html = (tmp_path / "reports/crops.html").read_text()
-    ids = re.findall(r"<figure class='\w+' id='([0-9a-f]+)'", html)
+        # a clean phantom is detected, and its row carries that image's own detection
+        det = detect_teeth(cleaned)
+        assert (r["method"], r["confidence"], r["reason"]) == ("detected", f"{det.confidence:.4f}", det.reason), r
+        assert cbox == det.box
+    page = (tmp_path / "reports/crops.html").read_text()
+    ids = re.findall(r"<figure class='\w+' id='([0-9a-f]+)'", page)
     assert sorted(ids) == sorted(truth)
     conf = {r["image_id"]: float(r["confidence"]) for r in table}
     assert [conf[i] for i in ids] == sorted(conf.values()), "lowest confidence first"
-    assert html.count("data:image/png;base64,") == len(truth)
+    assert page.count("data:image/png;base64,") == len(truth)
     assert not list(tmp_path.glob("*.tmp-*")) and not list((tmp_path / "crops").parent.glob("tmp*"))

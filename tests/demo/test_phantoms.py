@@ -69,11 +69,7 @@ def test_dicom_quirks_are_present(archive):
     for p in archive.rglob("*.dcm"):
         if p.stat().st_size == 0:
             continue
-        try:
-            ds = pydicom.dcmread(p)
-            ds.PhotometricInterpretation
-        except Exception:
-            continue  # the truncated one
+        ds = pydicom.dcmread(p)   # every non-empty one, the truncated ones too: they are cut in the pixel data
         seen.add(ds.PhotometricInterpretation)
         seen.add(ds.file_meta.TransferSyntaxUID.keyword)
         if ds.BitsStored == 12 and ds.BitsAllocated == 16 and "PixelData" in ds and \
@@ -200,28 +196,26 @@ def test_truncated_files_are_cut_dicom_and_raster(tmp_path):
         if r["format"].startswith("dicom"):
             assert data[128:132] == b"DICM"
             ds = pydicom.dcmread(out / r["file"])
-            with pytest.raises(Exception):
+            with pytest.raises(ValueError, match="pixel data is less than expected"):
                 ds.pixel_array
         else:
             assert not data.endswith(b"IEND\xaeB`\x82") and not data.endswith(b"\xff\xd9")
 
 
-@pytest.mark.slow
-def test_full_size_render_is_fast():
-    import time
-
-    phantoms.render_opg(np.random.default_rng(0), 1400, 2900)
-    times = []
-    for k in range(3):
-        t = time.perf_counter()
-        img, box = phantoms.render_opg(np.random.default_rng(k), 1400, 2900)
-        times.append(time.perf_counter() - t)
-        assert img.shape == (1400, 2900) and img.dtype == np.float32
-    assert sorted(times)[1] < 1.0, times
+def test_full_size_render_draws_a_whole_opg():
+    """A phantom at a real OPG's size (2900x1400): the frame asked for, grey in [0, 1], the teeth box
+    inside it and the teeth brighter than the rest. (How fast it renders: ``python -m bench.phantoms``.)"""
+    img, box = phantoms.render_opg(np.random.default_rng(0), 1400, 2900)
+    assert img.shape == (1400, 2900) and img.dtype == np.float32
+    assert 0.0 <= img.min() < img.max() <= 1.0
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= 2900 and 0 <= y0 < y1 <= 1400 and 1.6 < (x1 - x0) / (y1 - y0) < 3.5
+    inside = img[int(y0):int(y1), int(x0):int(x1)]
+    assert np.percentile(inside, 98) > np.percentile(np.concatenate([img[:int(y0)].ravel(), img[int(y1):].ravel()]), 98) + 0.05
 
 
 def test_config_rejects_tiny_frames():
-    from pipeline.core.config import ConfigError
+    from pipeline.core.config import ConfigError, build
 
-    with pytest.raises(ConfigError):
-        PhantomsConfig(width=50, height=20)
+    with pytest.raises(ConfigError, match=r"phantoms.width: 50 is out of range \(allowed: >= 128\)"):
+        build(PhantomsConfig, {"width": 50, "height": 20}, "phantoms")   # params are checked where they are read

@@ -37,6 +37,15 @@ def test_the_same_launch_restores_every_stream():
     assert _draws(fresh) == expected
 
 
+# (global seed, batch sampler's seed) of rank r of W resumed at step 40 of a run seeded 5, by the rule
+# the module docstring records: numpy.random.SeedSequence([5, 40, W, r]).generate_state(2, uint64),
+# each word >> 1; worked out once and pinned here, so a change of the rule (or of what keys it) shows
+PINNED_SEEDS = {(40, 2, 0): (2492640553453430059, 5497927238590975972),
+                (40, 2, 1): (5376634501608388173, 6630950820247519959),
+                (40, 4, 3): (6246611654689246896, 4544775745393176258),
+                (41, 2, 0): (6266099932024206528, 4913073466275866051)}
+
+
 @pytest.mark.parametrize("world,rank", [(2, 0), (2, 1), (4, 3)])
 def test_another_world_size_reseeds_by_the_recorded_rule(world, rank):
     state, gen = _saved(world=1)
@@ -44,13 +53,14 @@ def test_another_world_size_reseeds_by_the_recorded_rule(world, rank):
     g = torch.Generator()
     assert checkpoint.resume_rng(state, seed=5, rank=rank, world=world, device=CPU, data_gen=g) == "reseeded"
     got = _draws(g)
-    glob, data = checkpoint.rank_seeds(5, 40, world, rank)
-    checkpoint.seed_all(glob)
+    glob, data = PINNED_SEEDS[40, world, rank]
+    random.seed(glob)                 # word 0 seeds python, numpy and torch; word 1 the batch sampler
+    np.random.seed(glob % 2**32)
+    torch.manual_seed(glob)
     ref = torch.Generator().manual_seed(data)
     assert got == _draws(ref) and got != continued
-    assert checkpoint.rank_seeds(5, 40, world, rank) == (glob, data)                 # reproducible
-    others = {checkpoint.rank_seeds(5, 40, world, r) for r in range(world)}
-    assert len(others) == world and checkpoint.rank_seeds(5, 41, world, rank) != (glob, data)
+    assert checkpoint.rank_seeds(5, 40, world, rank) == (glob, data)
+    assert checkpoint.rank_seeds(5, 41, 2, 0) == PINNED_SEEDS[41, 2, 0]               # the step keys it too
 
 
 def test_a_cuda_checkpoint_resumes_on_the_cpu_without_touching_its_generator_states():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipeline.core import pngio
+from pipeline.core.config import ConfigError, build
 from pipeline.gan.generate import GenerateConfig, generate, latent, render
 from pipeline.gan.models import build_generator, export_generator, load_generator
 from tests.builders import model_config
@@ -69,5 +70,7 @@ def test_geometry_mismatch_is_a_clear_error(generator_pt, tmp_path):
 
 
 def test_bad_config():
-    with pytest.raises(ValueError):
-        GenerateConfig(n=0)
+    with pytest.raises(ConfigError, match=r"generate.n: 0 is out of range \(allowed: >= 1\)"):
+        build(GenerateConfig, {"n": 0}, "generate")
+    with pytest.raises(ConfigError, match="generate.device"):
+        build(GenerateConfig, {"device": "gpu"}, "generate")

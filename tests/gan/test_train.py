@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.core import pngio
-from pipeline.core.config import ConfigError
+from pipeline.core.config import ConfigError, build
 from pipeline.gan.models import load_generator
 from pipeline.gan.train import TrainConfig, checkpoints, train
 from pipeline.gan.trainset import load_train_images
@@ -136,8 +136,10 @@ def test_overrides_per_variant_are_checked():
         TrainConfig(overrides={"teeth_sqaure": {"steps": 3}}).for_variant("teeth_square", ["full_16x9", "teeth_square"])
     with pytest.raises(ValueError):
         TrainConfig(diffaugment="translation,colour")
-    with pytest.raises(ValueError, match="cpu_threads"):
-        TrainConfig(cpu_threads=-1)
+    with pytest.raises(ConfigError, match=r"train.cpu_threads: -1 is out of range \(allowed: >= 0\)"):
+        build(TrainConfig, {"cpu_threads": -1}, "train")
+    with pytest.raises(ConfigError, match=r"train.overrides.a.steps: 0 is out of range"):
+        TrainConfig(overrides={"a": {"steps": 0}}).for_variant("a")
 
 
 def test_trainset_reads_train_rows_and_rejects_bad_files(dataset, tmp_path):
@@ -226,10 +228,13 @@ def test_a_cpu_checkpoint_resumes_with_two_processes(dataset, tmp_path, repo_roo
     assert info["step"] == 4
 
 
+@pytest.mark.slow   # drives dvc
 def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     """The real thing: `dvc repro` of train@V, SIGKILLed (with its whole process group) once a
     checkpoint exists, then `dvc repro` again: the stage resumes from that checkpoint, finishes,
-    and DVC records it as up to date."""
+    and DVC records it as up to date. The killed run is a million steps long, so it cannot end before
+    the kill however slow the test's side is; the resumed one is 8 steps past the checkpoint
+    (``steps`` is a resumable key)."""
     import signal
     import time
 
@@ -241,7 +246,7 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     (project / "data" / "split").mkdir(parents=True)
     (project / "data" / "variants" / variant / "split.csv").rename(project / "data" / "split" / "split.csv")
     tiny = {f"train.{k}": v for k, v in TINY.items()}
-    builders.set_params(project, {**tiny, "train.steps": 60, "train.overrides": {},   # no per-variant steps
+    builders.set_params(project, {**tiny, "train.steps": 1_000_000, "train.overrides": {},   # no per-variant steps
                                   "train.checkpoint_every": 4, "train.log_every": 4,
                             "train.sample_every": 100, f"variants.{variant}.height": H,
                             f"variants.{variant}.width": W})
@@ -250,24 +255,26 @@ def test_dvc_repro_after_a_kill_resumes(repo_root, tmp_path):
     proc = subprocess.Popen([str(builders.BIN / "dvc"), "repro", "-s", stage], cwd=project, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ckpts = project / "models" / variant / "checkpoints"
-    deadline = time.monotonic() + 120
-    try:
+    deadline = time.monotonic() + 600
+    try:   # wait for the condition (a checkpoint past step 8 on disk), not for a time
         while not any(s >= 8 for s, _ in checkpoints(ckpts)):
             assert proc.poll() is None, "the stage ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.05)
+            assert time.monotonic() < deadline, "no checkpoint within 600 s"
+            time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     killed_at = checkpoints(ckpts)[-1][0]
-    assert killed_at < 60 and not (project / "models" / variant / "generator.pt").exists()
+    assert killed_at >= 8 and not (project / "models" / variant / "generator.pt").exists()
+    end = killed_at + 8
+    builders.set_params(project, {"train.steps": end})
     log = builders.dvc(project, "repro", "-s", stage)
     assert f"resumed from step_{killed_at:07d}.pt (step {killed_at};" in log and "RNG streams restored" in log, log[-2000:]
-    assert '"finished": true' in log and '"step": 60' in log
+    assert '"finished": true' in log and f'"step": {end}' in log
     _, info = load_generator(project / "models" / variant / "generator.pt")
-    assert info["step"] == 60
+    assert info["step"] == end
     metrics = json.loads((project / "models" / variant / "live" / "metrics.json").read_text())
-    assert metrics["step"] == 60
+    assert metrics["step"] == end
     assert stage not in builders.changed_stages(project, stage)
     # `dvc plots show` renders the DVCLive scalars and the sample grids declared in dvc.yaml
     builders.dvc(project, "plots", "show", "-o", str(tmp_path / "plots"))

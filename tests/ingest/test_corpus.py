@@ -1,6 +1,6 @@
-"""A messy archive (tests/builders.messy_archive: 50 entries, 18 readable kinds and 31 rejection reasons) through ingest, audit and a
-release: no crash, one manifest row per entry with the expected status and a specific reason, and
-not one planted identifying string in any byte the pipeline writes."""
+"""A messy archive (tests/builders.messy_archive: 52 entries, 20 readable kinds and 31 rejection reasons) through ingest, audit and a
+release with the default params: no crash, one manifest row per entry with the expected status and a specific reason, and
+not one planted identifying string (in tags, embedded text, file and folder names) in any byte the pipeline writes."""
 import csv
 import gzip
 import shutil
@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.audit.audit import AuditConfig
 from pipeline.audit.run import run_audit
+from pipeline.core import config
 from pipeline.ingest import archive, ingest
 from pipeline.ingest.ingest import IngestConfig
 from pipeline.release.release import Provenance, ReleaseConfig, build_release
@@ -24,7 +25,7 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     expected, planted = builders.messy_archive(root / "raw")
     proj = root / "proj"
-    cfg = IngestConfig(raw_dir=str(root / "raw"), patient_salt=SALT, pseudonymise_paths=True, max_pixels=1_000_000)
+    cfg = IngestConfig(raw_dir=str(root / "raw"), patient_salt=SALT, max_pixels=1_000_000)  # paths pseudonymised by default
     rows = ingest.run_ingest(cfg, proj / "data" / "ingested", workers=1, progress=False)  # the pool: test_dvc_ingest
     summary = ingest.summarise(rows)
     inv = ingest.write_inventory(cfg, proj / "data" / "ingest_inventory.json")
@@ -61,10 +62,19 @@ def test_bare_dicom_and_links_read_the_same_pixels(corpus):
     assert row(b"broken/oversize.png")["width"] == 1200  # from the header, never decoded
 
 
+def test_paths_are_pseudonymised_by_default(corpus, repo_root):
+    root, proj, cfg, expected, planted, rows, *_ = corpus
+    assert IngestConfig().pseudonymise_paths
+    assert config.stage_config("ingest", IngestConfig, config.load_params(repo_root / "params.yaml")).pseudonymise_paths
+    assert {r["source_path"] for r in rows} == {archive.pseudonym(rel, SALT) for rel in expected}
+    named = [rel for rel in expected if b"_1970.png" in rel or rel.endswith(b"/OPG.png")]
+    assert len(named) == 2, "the two name cases: <Surname>_<Given>_1970.png and a folder named for the patient"
+
+
 def test_source_path_is_relative_and_readable_without_pseudonymising(corpus, tmp_path):
     root, proj, cfg, expected, *_ = corpus
-    plain = ingest.run_ingest(IngestConfig(raw_dir=cfg.raw_dir, max_pixels=1_000_000), tmp_path / "ing",
-                              workers=1, progress=False)
+    plain = ingest.run_ingest(IngestConfig(raw_dir=cfg.raw_dir, max_pixels=1_000_000, pseudonymise_paths=False),
+                              tmp_path / "ing", workers=1, progress=False)
     paths = {r["source_path"] for r in plain}
     assert paths == {rel.decode("utf-8", "backslashreplace") for rel in expected}
     assert "ok/caf\\xe9_latin1_name.png" in paths and not any(p.startswith("/") for p in paths)

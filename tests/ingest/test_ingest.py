@@ -36,7 +36,8 @@ def archive(tmp_path):
 
 
 def test_every_file_is_accounted_for(archive, tmp_path):
-    rows = ingest.run_ingest(IngestConfig(raw_dir=str(archive)), tmp_path / "out", workers=1, progress=False)
+    rows = ingest.run_ingest(IngestConfig(raw_dir=str(archive), pseudonymise_paths=False), tmp_path / "out",
+                             workers=1, progress=False)
     files = ingest.list_raw_files(archive)
     assert len(files) == 10 and len(rows) == len(files)
     by = {r["source_path"]: r for r in rows}
@@ -91,8 +92,8 @@ def demo_ingested(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     cfg = phantoms.PhantomsConfig(n_clean=14, n_per_defect=2, width=384, height=192)
     raw = phantoms.build_archive(root / "raw", cfg, seed=11, progress=False)
-    rows = ingest.run_ingest(IngestConfig(raw_dir=str(raw), patient_salt="test-salt"), root / "ingested",
-                             workers=2, progress=False)
+    rows = ingest.run_ingest(IngestConfig(raw_dir=str(raw), patient_salt="test-salt", pseudonymise_paths=False),
+                             root / "ingested", workers=2, progress=False)
     return raw, root / "ingested", rows
 
 

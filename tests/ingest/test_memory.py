@@ -20,7 +20,8 @@ from pipeline.ingest import ingest
 from pipeline.ingest.ingest import IngestConfig
 root = Path(sys.argv[1])
 t = time.perf_counter()
-rows = ingest.run_ingest(IngestConfig(raw_dir=str(root / "raw")), root / "ingested", workers=1, progress=False)
+rows = ingest.run_ingest(IngestConfig(raw_dir=str(root / "raw"), pseudonymise_paths=False), root / "ingested",
+                         workers=1, progress=False)
 audit = run_audit(AuditConfig(), root / "ingested", root / "audit", None, workers=1, progress=False)
 # VmHWM: this process's own peak RSS (ru_maxrss would carry over the forking parent's across exec)
 try:

@@ -78,6 +78,61 @@ def test_sniff_names_unsupported_formats():
     assert probe.sniff(b"\x00\x00\x00\x0cjP  \r\n\x87\n") == "unsupported:JPEG 2000"
     assert probe.sniff(b"BM" + b"\0" * 12 + (40).to_bytes(4, "little") + b"\0" * 8) == "unsupported:BMP"
     assert probe.sniff(b"BMW is a car brand, not a bitmap") == "unknown"
-    assert probe.sniff(b"\x08\x00\x16\x00UI\x1a\x00" + b"1" * 26) == "dicom"   # bare explicit VR
-    assert probe.sniff(b"\x08\x00\x16\x00\x1a\x00\x00\x00" + b"1" * 26) == "dicom"  # bare implicit VR
     assert probe.describe_unknown(b"hello\n") == "not an image: a text file"
+
+
+def _bare_dicom(first_group: int, implicit: bool, pixels: np.ndarray) -> bytes:
+    """A DICOM data set stored raw (no preamble, no "DICM", no file meta) whose first element is in
+    ``first_group`` (0x0010: patient, 0x0018: acquisition, 0x0028: the image tags themselves)."""
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = Dataset()
+    if first_group <= 0x0010:
+        ds.PatientName, ds.PatientID = "Doe^Jane", "PID-1"
+    if first_group <= 0x0018:
+        ds.KVP, ds.ImagerPixelSpacing = "70", [0.1, 0.1]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, implicit
+    write_dataset(fp, ds)
+    data = fp.getvalue()
+    assert int.from_bytes(data[:2], "little") == first_group
+    return data
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
+@pytest.mark.parametrize("group", [0x0010, 0x0018, 0x0028])
+def test_raw_dicom_is_recognised_by_structure_at_any_first_group(tmp_path, group, implicit):
+    px = (np.arange(40 * 90).reshape(40, 90) * 17 % 65536).astype(np.uint16)
+    data = _bare_dicom(group, implicit, px)
+    assert probe.bare_dicom_encoding(data[:probe.HEAD_BYTES]) == ("implicit" if implicit else "explicit")
+    (tmp_path / "raw.dcm").write_bytes(data)
+    dec = decode_file(tmp_path / "raw.dcm", "salt")
+    assert dec.format == "dicom" and dec.transfer_syntax.startswith("ImplicitVR" if implicit else "ExplicitVR")
+    assert np.array_equal(dec.pixels, px)  # 16 bits stored: the stored values, as they are
+
+
+def test_junk_is_not_mistaken_for_raw_dicom(tmp_path):
+    rng = np.random.default_rng(3)
+    good = _bare_dicom(0x0028, False, np.zeros((40, 90), np.uint16))
+    junk = {
+        "random": b"\x01" + rng.bytes(4095),
+        "one plausible element, then random": good[:10] + rng.bytes(500),   # (0028,0002) US 1, then noise
+        "tags descending": good[10:30] + good[:10] + good[30:],                # (0028,0004) before (0028,0002)
+        "odd length": b"\x28\x00\x02\x00\x03\x00\x00\x00" + rng.bytes(600),
+        "unknown VR": b"\x28\x00\x02\x00QQ\x02\x00\x01\x00" + good[10:],
+        "an item outside any sequence": b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + good,
+        "command group": b"\x00\x00\x00\x00\x04\x00\x00\x00" + good,
+        "text": b"Patient called about the appointment\n" * 20,
+    }
+    for name, data in junk.items():
+        assert probe.sniff(data[:probe.HEAD_BYTES]) != "dicom", name
+        (tmp_path / "junk.bin").write_bytes(data)
+        with pytest.raises(DecodeError, match="not an image") as e:
+            decode_file(tmp_path / "junk.bin", "salt")
+        assert e.value.reason in ("not an image: no DICOM, PNG, JPEG or TIFF signature", "not an image: a text file"), name

@@ -36,8 +36,7 @@ def test_messy_archive_through_dvc_repro(repo_root, tmp_path):
 
     proj = builders.copy_project(repo_root, tmp_path / "proj")
     expected, planted = builders.messy_archive(tmp_path / "archive")
-    builders.set_params(proj, SMALL | {"ingest.raw_dir": str(tmp_path / "archive"), "ingest.max_pixels": 1_000_000,
-                                       "ingest.pseudonymise_paths": True})
+    builders.set_params(proj, SMALL | {"ingest.raw_dir": str(tmp_path / "archive"), "ingest.max_pixels": 1_000_000})
     log = builders.dvc(proj, "repro", "ingest")
     with open(proj / "data/ingested/manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -52,8 +52,10 @@ def test_enhance_params():
     assert norm.min() == 0 and norm.max() == 65535
     clahe = enhance(img, LetterboxConfig(clahe=True))
     assert not np.allclose(clahe, plain)
-    with pytest.raises(config.ConfigError):
-        LetterboxConfig(pad_value=2.0)
+    with pytest.raises(config.ConfigError, match=r"letterbox.pad_value: 2.0 is out of range \(allowed: \[0, 1\]\)"):
+        config.build(LetterboxConfig, {"pad_value": 2.0}, "letterbox")
+    with pytest.raises(config.ConfigError, match="lo < hi"):
+        LetterboxConfig(percentiles=[50.0, 10.0])
 
 
 SMALL = {"phantoms.n_clean": 5, "phantoms.n_per_defect": 0, "phantoms.width": 256, "phantoms.height": 128,
