@@ -62,6 +62,7 @@ class TrainConfig:
     min_grid: int = param(4, ge=1)
     layout_basis: int = param(0, ge=0)   # resnet: learned layout basis, started at the train set's principal components
     critic_mbstd: bool = False       # resnet: minibatch standard deviation channel in the critic
+    layout_lr: float = param(1.0, ge=0)   # the generator's per-pixel offset and basis learn at this x lr
     # optimisation
     steps: int = param(800, ge=1)    # generator steps
     batch: int = param(8, ge=1)      # global batch (split across ranks)
@@ -173,7 +174,14 @@ def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtim
     D.to(rt.device, memory_format=rt.memory_format)
     opt_kw = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
     betas = (float(cfg.betas[0]), float(cfg.betas[1]))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas, **opt_kw)
+    # Adam moves every parameter by about lr a step whatever its gradient's size: the per-pixel
+    # layout (offset, basis entries of ~0.01) would drown in that noise at the conv weights' rate
+    pixel = {"offset", "basis"}
+    groups = [{"params": [p for n, p in G.named_parameters() if n not in pixel]}]
+    layout = [p for n, p in G.named_parameters() if n in pixel]
+    if layout:
+        groups.append({"params": layout, "lr": cfg.lr * cfg.layout_lr})
+    opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=betas, **opt_kw)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=betas,
                              **opt_kw)
     return Nets(G, D, EMA(G, cfg.ema_decay), opt_g, opt_d)
