@@ -34,7 +34,7 @@ from pipeline.metrics.failures import failure_sets
 from pipeline.metrics.intervals import mean_interval
 
 # the recipe params.yaml stated before issue 27 (no layout basis, no minibatch std)
-BEFORE = {"layout_basis": 0, "critic_mbstd": False}
+BEFORE = {"layout_basis": 0, "critic_mbstd": False, "layout_lr": 1.0}
 
 
 def judge(sets: dict[str, np.ndarray], heldout: np.ndarray, ecfg: EvaluateConfig, seed: int) -> list[dict]:

@@ -354,7 +354,7 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                 f"snapshot, reference: {len(ref_set)} train images; real-vs-real SWD {ref['swd']:.3g}, "
                 f"C2ST {ref['c2st_accuracy']:.3g}, coverage {ref['coverage']:.2f}")
             size = f"{v.height}x{v.width}"
-            for k in range(args.seeds):
+            for k in range(args.first_seed, args.first_seed + args.seeds):
                 train_seed = seed + k
                 finals = {}
                 for rec in args.recipes:   # interleaved: both see the same machine load
@@ -384,7 +384,7 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                     log(f"{raw.name} {size} {rec} seed {train_seed}: {row['steps']} steps in {row['train_s']:.0f} s, "
                         f"SWD {row['swd']:.3g} (ref {ref['swd']:.3g}), C2ST {row['c2st_accuracy']:.3g}, "
                         f"precision {row['precision']:.2f}, coverage {row['coverage']:.2f}")
-                if k == 0:
+                if k == args.first_seed:
                     blocks.append({"data": raw.name, "size": size, "seed": train_seed, "real": heldout,
                                    **finals,
                                    "public": (raw / "ground_truth.csv").is_file()})
@@ -400,6 +400,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="HxW[,HxW]: 16:9 sizes train on whole images, squares on the teeth crop (default 36x64,32x32)")
     ap.add_argument("--budget-s", type=float, default=60.0, help="training seconds per recipe and seed (default 60)")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the first training seed's offset from params.yaml seed (default 0): runs split over "
+                         "processes (merged with --merge) each take their own seeds")
     ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
                     help="what the budget counts: cpu = this process's CPU seconds (default on the CPU: a "
                          "shared machine's load cannot shorten one recipe's run), wall = elapsed (default on CUDA)")

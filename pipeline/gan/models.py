@@ -47,6 +47,7 @@ class ModelConfig:
     min_grid: int          # smallest side of the start grid
     layout_basis: int      # resnet: components of the generator's learned layout basis (0: none)
     critic_mbstd: bool     # resnet critic: a minibatch standard deviation channel before the score
+    upsample: Literal["nearest", "bilinear"]   # resnet generator: how each block doubles its grid
 
     def __post_init__(self) -> None:
         if self.z_dim < 1 or self.features < 1 or self.max_features < 1 or self.min_grid < 1:
@@ -72,17 +73,23 @@ def start_grid(height: int, width: int, min_side: int = 4) -> tuple[int, int, in
 class _GBlock(nn.Module):
     """BN-ReLU-Up-Conv3-BN-ReLU-Conv3, shortcut Up-Conv1."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, upsample: str = "nearest") -> None:
         super().__init__()
+        self.mode = upsample
         self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+        h = self._up(F.relu(self.bn1(x)))
         h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return h + self.skip(self._up(x))
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 class _DBlock(nn.Module):
@@ -126,7 +133,7 @@ class ResNetGenerator(nn.Module):
         self.h0, self.w0, n = start_grid(height, width, cfg.min_grid)
         ch = _widths(cfg, n)
         self.fc = nn.Linear(cfg.z_dim, ch[0] * self.h0 * self.w0)
-        self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1]) for i in range(n)])
+        self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1], cfg.upsample) for i in range(n)])
         self.out_bn = nn.BatchNorm2d(ch[-1])
         self.out = nn.Conv2d(ch[-1], 1, 3, padding=1)
         self.offset = nn.Parameter(torch.zeros(1, 1, height, width))
@@ -301,7 +308,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != "dentsynth-generator/1":
         raise ValueError(f"{path}: not a dentsynth generator export")
-    cfg = ModelConfig(**{"layout_basis": 0, "critic_mbstd": False, **payload["model"]})   # older exports
+    cfg = ModelConfig(**{"layout_basis": 0, "critic_mbstd": False, "upsample": "nearest",
+                         **payload["model"]})   # older exports lack the newer keys
     gen = build_generator(cfg, payload["height"], payload["width"])
     gen.load_state_dict(payload["state_dict"])
     gen.to(device).eval()

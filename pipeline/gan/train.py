@@ -60,9 +60,10 @@ class TrainConfig:
     max_features: int = param(64, ge=1)
     critic_norm: Literal["none", "layer"] = "none"
     min_grid: int = param(4, ge=1)
-    layout_basis: int = param(0, ge=0)   # resnet: learned layout basis, started at the train set's principal components
-    critic_mbstd: bool = False       # resnet: minibatch standard deviation channel in the critic
-    layout_lr: float = param(1.0, ge=0)   # the generator's per-pixel offset and basis learn at this x lr
+    layout_basis: int = param(32, ge=0)   # resnet: learned layout basis, started at the train set's principal components
+    critic_mbstd: bool = True        # resnet: minibatch standard deviation channel in the critic
+    upsample: Literal["nearest", "bilinear"] = "nearest"   # resnet generator: how each block doubles its grid
+    layout_lr: float = param(0.02, ge=0)   # the generator's per-pixel offset and basis learn at this x lr
     # optimisation
     steps: int = param(800, ge=1)    # generator steps
     batch: int = param(8, ge=1)      # global batch (split across ranks)
@@ -116,7 +117,7 @@ class TrainConfig:
         return ModelConfig(model=self.model, z_dim=self.z_dim, features=self.features,
                            max_features=self.max_features, critic_norm=self.critic_norm,
                            min_grid=self.min_grid, layout_basis=self.layout_basis,
-                           critic_mbstd=self.critic_mbstd)
+                           critic_mbstd=self.critic_mbstd, upsample=self.upsample)
 
     def for_variant(self, name: str, variants: Any = None) -> "TrainConfig":
         """This config with ``overrides[name]`` applied. Unknown keys are an error, and so is an
