@@ -146,7 +146,20 @@ def synthesise(generator: torch.nn.Module, gcfg: GenerateConfig, n: int) -> np.n
 
 
 def scores(metrics: dict) -> dict:
-    return {k: float(metrics[k]["value"]) for k in METRIC_KEYS if k in metrics}
+    """{metric: value, metric_interval: [lo, hi] (95%, bootstrap over images) where there is one}."""
+    out = {k: float(metrics[k]["value"]) for k in METRIC_KEYS if k in metrics}
+    out.update({f"{k}_interval": metrics[k]["interval"] for k in METRIC_KEYS if "interval" in metrics.get(k, {})})
+    return out
+
+
+def equal_sets(heldout: np.ndarray, train01: np.ndarray, images: int, seed: int) -> tuple[int, np.ndarray]:
+    """(synthetic images per snapshot, the real reference set of that size): k-NN coverage and recall
+    grow with the set size, so the synthetic set and the real one it is measured against (train
+    images, the reference) hold as many images; by default as many as the held-out set."""
+    n = images or len(heldout)
+    m = min(n, len(train01))
+    idx = np.sort(np.random.default_rng(seed).choice(len(train01), m, replace=False))
+    return n, train01[idx]
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -159,7 +172,7 @@ def side_by_side(blocks: list[dict], rows: int = 6, scale: int = 3) -> np.ndarra
     panels = []
     for b in blocks:
         cols = []
-        for title in ("real", "ours", "baseline"):
+        for title in [t for t in ("real", "ours", "baseline") if t in b]:
             imgs = b[title][:rows]
             h, w = imgs.shape[1:]
             tile = np.full((rows * (h + 2), w), 255, np.uint8)
@@ -237,6 +250,27 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3g} [{min(values):.3g}-{max(values):.3g}]"
 
 
+def _ci(run: dict, key: str) -> str:
+    if key not in run:
+        return ""
+    iv = run.get(f"{key}_interval")
+    return f"{run[key]:.3g} [{iv[0]:.3g}-{iv[1]:.3g}]" if iv else f"{run[key]:.3g}"
+
+
+_INTERVAL_COLS = ["data", "size", "recipe", "seed", "steps", "train/held-out/synthetic", "swd",
+                  "swd real-vs-real", "c2st_accuracy", "c2st real-vs-real", "precision", "coverage",
+                  "coverage real-vs-real"]
+
+
+def _interval_row(r: dict) -> dict:
+    return {"data": r["data"], "size": r["size"], "recipe": r["recipe"], "seed": r["seed"], "steps": r["steps"],
+            "train/held-out/synthetic": f"{r['train_images']}/{r['heldout_images']}/{r['synthetic_images']}",
+            "swd": _ci(r, "swd"), "swd real-vs-real": _ci(r, "swd_reference"),
+            "c2st_accuracy": _ci(r, "c2st_accuracy"), "c2st real-vs-real": _ci(r, "c2st_accuracy_reference"),
+            "precision": _ci(r, "precision"), "coverage": _ci(r, "coverage"),
+            "coverage real-vs-real": _ci(r, "coverage_reference")}
+
+
 def summarise(runs: list[dict]) -> tuple[str, list[dict]]:
     groups = sorted({(r["data"], r["size"]) for r in runs})
     rows, verdicts = [], []
@@ -267,6 +301,10 @@ def summarise(runs: list[dict]) -> tuple[str, list[dict]]:
     cols = ["data", "size", "recipe", "seeds", "steps", "swd", "swd_reference", "c2st_accuracy", "precision",
             "coverage", "recall", "density"]
     text = markdown_table(rows, cols)
+    text += ("\n\n### Every run with its 95% interval (bootstrap over images) and the set sizes\n\n"
+             "Real-vs-real: the reference set (train images, as many as the synthetic set) against the held-out "
+             "set, scored by the same code.\n\n")
+    text += markdown_table([_interval_row(r) for r in runs], _INTERVAL_COLS)
     if verdicts:
         text += "\n\n" + markdown_table(verdicts, ["data", "size", "seeds", "swd_ours_over_baseline", "swd_target_met",
                                                    "c2st_ours_lower", "c2st_target_met"])
@@ -292,7 +330,6 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
     ecfg = config.stage_config("evaluate", EvaluateConfig, params)
     gcfg = config.stage_config("generate", GenerateConfig, params)
     seed = config.seed(params)
-    n_syn = args.images or gcfg.n
     runs = []
     with contextlib.ExitStack() as stack:
         work = args.work / raw.name if args.work else Path(stack.enter_context(
@@ -311,12 +348,16 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                                           work / "data" / "split" / "split.csv", v.height, v.width)
             heldout = heldout_images(work, name, ecfg.heldout_splits)
             train01 = (images[:, 0].numpy() + 1.0) / 2.0
-            ref = scores(quality_metrics(heldout, train01, ecfg, seed))
+            n_syn, ref_set = equal_sets(heldout, train01, args.images, seed)
+            ref = scores(quality_metrics(heldout, ref_set, ecfg, seed))
+            log(f"{raw.name} {name}: {len(train01)} train, {len(heldout)} held-out, {n_syn} synthetic per "
+                f"snapshot, reference: {len(ref_set)} train images; real-vs-real SWD {ref['swd']:.3g}, "
+                f"C2ST {ref['c2st_accuracy']:.3g}, coverage {ref['coverage']:.2f}")
             size = f"{v.height}x{v.width}"
-            for k in range(args.seeds):
+            for k in range(args.first_seed, args.first_seed + args.seeds):
                 train_seed = seed + k
                 finals = {}
-                for rec in ("ours", "baseline"):   # interleaved: both see the same machine load
+                for rec in args.recipes:   # interleaved: both see the same machine load
                     cfg = recipe(rec, params, args.ours if rec == "ours" else args.baseline)
                     snaps = train_budget(cfg, images, v.height, v.width, train_seed, args.budget_s,
                                          work / "models" / f"{name}-{rec}-{k}", args.threads, args.curve_points, args.clock)
@@ -332,16 +373,20 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
                            "budget_s": args.budget_s, "train_s": last["seconds"], "steps": last["step"],
                            "batch": cfg.batch, "n_critic": cfg.n_critic,
                            **{k2: last[k2] for k2 in METRIC_KEYS if k2 in last},
+                           **{k2: last[k2] for k2 in last if k2.endswith("_interval")},
                            **{f"{k2}_reference": ref[k2] for k2 in METRIC_KEYS if k2 in ref},
+                           **{f"{k2}_reference_interval": ref[f"{k2}_interval"] for k2 in METRIC_KEYS
+                              if f"{k2}_interval" in ref},
+                           "reference_images": len(ref_set),
                            "train_images": int(images.shape[0]), "heldout_images": int(len(heldout)),
                            "synthetic_images": n_syn, "curve": curve}
                     runs.append(row)
                     log(f"{raw.name} {size} {rec} seed {train_seed}: {row['steps']} steps in {row['train_s']:.0f} s, "
                         f"SWD {row['swd']:.3g} (ref {ref['swd']:.3g}), C2ST {row['c2st_accuracy']:.3g}, "
                         f"precision {row['precision']:.2f}, coverage {row['coverage']:.2f}")
-                if k == 0:
+                if k == args.first_seed:
                     blocks.append({"data": raw.name, "size": size, "seed": train_seed, "real": heldout,
-                                   "ours": finals["ours"], "baseline": finals["baseline"],
+                                   **finals,
                                    "public": (raw / "ground_truth.csv").is_file()})
     return runs
 
@@ -355,12 +400,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="HxW[,HxW]: 16:9 sizes train on whole images, squares on the teeth crop (default 36x64,32x32)")
     ap.add_argument("--budget-s", type=float, default=60.0, help="training seconds per recipe and seed (default 60)")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the first training seed's offset from params.yaml seed (default 0): runs split over "
+                         "processes (merged with --merge) each take their own seeds")
     ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
                     help="what the budget counts: cpu = this process's CPU seconds (default on the CPU: a "
                          "shared machine's load cannot shorten one recipe's run), wall = elapsed (default on CUDA)")
     ap.add_argument("--curve-points", type=int, default=3,
                     help="snapshots per run, evenly over the budget, for the curves (default 3; the last is the result)")
-    ap.add_argument("--images", type=int, default=0, help="synthetic images per snapshot (default generate.n)")
+    ap.add_argument("--images", type=int, default=0,
+                    help="synthetic images per snapshot, and real images in the reference set (default: as "
+                         "many as the held-out set: equal sets)")
+    ap.add_argument("--recipes", type=lambda t: [r for r in t.split(",") if r], default=["ours", "baseline"],
+                    help="ours,baseline (default) or one of them")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for training (default 1: on a shared CPU one thread is fastest; 0: all)")
     ap.add_argument("--workers", type=int, default=0, help="processes for the preprocessing stages (0: all cores)")
@@ -377,6 +429,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if not args.raw and not args.merge:
         ap.error("give --raw DIR (or --merge quality.json)")
+    if not args.recipes or set(args.recipes) - {"ours", "baseline"}:
+        ap.error(f"--recipes: ours and/or baseline, got {args.recipes}")
     params = config.load_params(args.params)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     args.workers = config.workers(args.workers or None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import os
 from typing import Literal
 
@@ -44,10 +45,15 @@ class ModelConfig:
     max_features: int      # resnet: width cap at the coarse grid
     critic_norm: Literal["none", "layer"]   # resnet critic: no BatchNorm, ever
     min_grid: int          # smallest side of the start grid
+    layout_basis: int      # resnet: components of the generator's learned layout basis (0: none)
+    critic_mbstd: bool     # resnet critic: a minibatch standard deviation channel before the score
+    upsample: Literal["nearest", "bilinear"]   # resnet generator: how each block doubles its grid
 
     def __post_init__(self) -> None:
         if self.z_dim < 1 or self.features < 1 or self.max_features < 1 or self.min_grid < 1:
             raise ValueError(f"model sizes must be positive: {self}")
+        if self.layout_basis < 0:
+            raise ValueError(f"layout_basis must be >= 0, got {self.layout_basis}")
 
 
 def start_grid(height: int, width: int, min_side: int = 4) -> tuple[int, int, int]:
@@ -67,17 +73,23 @@ def start_grid(height: int, width: int, min_side: int = 4) -> tuple[int, int, in
 class _GBlock(nn.Module):
     """BN-ReLU-Up-Conv3-BN-ReLU-Conv3, shortcut Up-Conv1."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, upsample: str = "nearest") -> None:
         super().__init__()
+        self.mode = upsample
         self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+        h = self._up(F.relu(self.bn1(x)))
         h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return h + self.skip(self._up(x))
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 class _DBlock(nn.Module):
@@ -105,29 +117,74 @@ def _widths(cfg: ModelConfig, n: int) -> list[int]:
 
 
 class ResNetGenerator(nn.Module):
+    """z -> linear to the start grid -> residual up-blocks -> conv to one channel, plus a learned
+    per-pixel offset and, with ``layout_basis`` k > 0, a learned linear layout ``coef(z) @ basis``
+    (k images of full size), all before the tanh.
+
+    :meth:`init_mean` starts the offset at the train set's mean image and the basis at its first k
+    principal components (scaled by their spread, the coefficients start as z's first k entries),
+    with the conv branch silenced: at step 0 the generator draws from a Gaussian model of the
+    archive's global layout (arch, rows, mandible, and how they vary between patients), and the
+    adversarial loss only has to add what a linear model cannot (anatomy's sharp structure)."""
+
     def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
         super().__init__()
         self.z_dim, self.height, self.width = cfg.z_dim, height, width
         self.h0, self.w0, n = start_grid(height, width, cfg.min_grid)
         ch = _widths(cfg, n)
         self.fc = nn.Linear(cfg.z_dim, ch[0] * self.h0 * self.w0)
-        self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1]) for i in range(n)])
+        self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1], cfg.upsample) for i in range(n)])
         self.out_bn = nn.BatchNorm2d(ch[-1])
         self.out = nn.Conv2d(ch[-1], 1, 3, padding=1)
-        # a learned per-pixel offset before the tanh: zero, or the train set's mean image
-        # (:meth:`init_mean`), so that training starts from the archive's layout, not from grey
         self.offset = nn.Parameter(torch.zeros(1, 1, height, width))
+        self.k = cfg.layout_basis
+        if self.k:
+            self.coef = nn.Linear(cfg.z_dim, self.k, bias=False)
+            self.basis = nn.Parameter(torch.zeros(self.k, height * width))
 
     @torch.no_grad()
-    def init_mean(self, images: torch.Tensor) -> None:
-        """Start the offset at atanh(mean image) of ``images`` (n, 1, H, W) in [-1, 1]."""
-        mean = images.float().mean(dim=0, keepdim=True).clamp(-0.96, 0.96)
-        self.offset.copy_(torch.atanh(mean).to(self.offset.device))
+    def init_mean(self, images: torch.Tensor, mirror: bool = False) -> None:
+        """Start at ``images`` (n, 1, H, W) in [-1, 1] (and their mirror images with ``mirror``,
+        as training flips them): the offset at atanh(mean image); with a layout basis, the basis at
+        the principal components of atanh(images) and the conv branch's last layer at zero."""
+        x = images.float().clamp(-0.96, 0.96)
+        if mirror:
+            x = torch.cat([x, x.flip(3)])
+        pre = torch.atanh(x)
+        mean = pre.mean(dim=0, keepdim=True)
+        self.offset.copy_(torch.atanh(x.mean(dim=0, keepdim=True)).to(self.offset.device))
+        if not self.k:
+            return
+        centred = (pre - mean).flatten(1).double()
+        _, sv, vt = torch.linalg.svd(centred, full_matrices=False)
+        k = min(self.k, vt.shape[0])
+        scale = sv[:k] / max(centred.shape[0] - 1, 1) ** 0.5
+        self.basis.zero_()
+        self.basis[:k] = (vt[:k] * scale[:, None]).float().to(self.basis.device)
+        self.coef.weight.zero_()
+        self.coef.weight[:, :min(self.k, self.z_dim)].copy_(torch.eye(self.k, min(self.k, self.z_dim)))
+        self.out.weight.zero_()
+        self.out.bias.zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.fc(z).view(z.shape[0], -1, self.h0, self.w0)
-        x = self.blocks(x)
-        return torch.tanh(self.out(F.relu(self.out_bn(x))) + self.offset)
+        x = self.out(F.relu(self.out_bn(self.blocks(x)))) + self.offset
+        if self.k:
+            x = x + (self.coef(z) @ self.basis).view(-1, 1, self.height, self.width)
+        return torch.tanh(x)
+
+
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """One channel more: the standard deviation of the features over each group of ``group``
+    samples (a divisor of the batch), averaged, so the critic sees a batch without variety."""
+    n, c, hh, ww = h.shape
+    g = math.gcd(n, group)
+    if g < 2:
+        return torch.cat([h, torch.zeros_like(h[:, :1])], dim=1)
+    y = h.reshape(g, n // g, c, hh, ww)
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))   # (n // g,)
+    std = std.view(1, n // g, 1, 1, 1).expand(g, n // g, 1, hh, ww).reshape(n, 1, hh, ww)
+    return torch.cat([h, std], dim=1)
 
 
 class ResNetCritic(nn.Module):
@@ -145,10 +202,13 @@ class ResNetCritic(nn.Module):
                                     *[_DBlock(ch[i], ch[i + 1], cfg.critic_norm) for i in range(n - 1)])
         # the score reads the whole start grid (not a sum over it): with 3 blocks a 72x128 critic's
         # receptive field is ~29 px, so pooling would make it a patch critic, blind to the layout
-        self.fc = nn.Linear(ch[n - 1] * h0 * w0, 1)
+        self.mbstd = cfg.critic_mbstd
+        self.fc = nn.Linear((ch[n - 1] + int(self.mbstd)) * h0 * w0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x))
+        if self.mbstd:
+            h = minibatch_std(h)
         return self.fc(h.flatten(1)).flatten()
 
 
@@ -248,7 +308,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != "dentsynth-generator/1":
         raise ValueError(f"{path}: not a dentsynth generator export")
-    cfg = ModelConfig(**payload["model"])
+    cfg = ModelConfig(**{"layout_basis": 0, "critic_mbstd": False, "upsample": "nearest",
+                         **payload["model"]})   # older exports lack the newer keys
     gen = build_generator(cfg, payload["height"], payload["width"])
     gen.load_state_dict(payload["state_dict"])
     gen.to(device).eval()

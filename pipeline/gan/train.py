@@ -60,6 +60,10 @@ class TrainConfig:
     max_features: int = param(64, ge=1)
     critic_norm: Literal["none", "layer"] = "none"
     min_grid: int = param(4, ge=1)
+    layout_basis: int = param(32, ge=0)   # resnet: learned layout basis, started at the train set's principal components
+    critic_mbstd: bool = True        # resnet: minibatch standard deviation channel in the critic
+    upsample: Literal["nearest", "bilinear"] = "nearest"   # resnet generator: how each block doubles its grid
+    layout_lr: float = param(0.02, ge=0)   # the generator's per-pixel offset and basis learn at this x lr
     # optimisation
     steps: int = param(800, ge=1)    # generator steps
     batch: int = param(8, ge=1)      # global batch (split across ranks)
@@ -112,7 +116,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(model=self.model, z_dim=self.z_dim, features=self.features,
                            max_features=self.max_features, critic_norm=self.critic_norm,
-                           min_grid=self.min_grid)
+                           min_grid=self.min_grid, layout_basis=self.layout_basis,
+                           critic_mbstd=self.critic_mbstd, upsample=self.upsample)
 
     def for_variant(self, name: str, variants: Any = None) -> "TrainConfig":
         """This config with ``overrides[name]`` applied. Unknown keys are an error, and so is an
@@ -164,13 +169,20 @@ def _build_nets(cfg: TrainConfig, height: int, width: int, seed: int, rt: Runtim
     mcfg = cfg.model_config()
     G = build_generator(mcfg, height, width)
     if cfg.mean_init and hasattr(G, "init_mean"):   # before the EMA copy
-        G.init_mean(data)
+        G.init_mean(data, mirror=cfg.hflip)
     D = build_critic(mcfg, height, width)
     G.to(rt.device, memory_format=rt.memory_format)
     D.to(rt.device, memory_format=rt.memory_format)
     opt_kw = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
     betas = (float(cfg.betas[0]), float(cfg.betas[1]))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas, **opt_kw)
+    # Adam moves every parameter by about lr a step whatever its gradient's size: the per-pixel
+    # layout (offset, basis entries of ~0.01) would drown in that noise at the conv weights' rate
+    pixel = {"offset", "basis"}
+    groups = [{"params": [p for n, p in G.named_parameters() if n not in pixel]}]
+    layout = [p for n, p in G.named_parameters() if n in pixel]
+    if layout:
+        groups.append({"params": layout, "lr": cfg.lr * cfg.layout_lr})
+    opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=betas, **opt_kw)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=betas,
                              **opt_kw)
     return Nets(G, D, EMA(G, cfg.ema_decay), opt_g, opt_d)

@@ -36,7 +36,10 @@ from pipeline.core.device import torch_device
 @dataclass(frozen=True)
 class C2STConfig:
     folds: int = param(5, ge=2)
-    epochs: int = param(15, ge=1)
+    repeats: int = param(1, ge=1)        # cross-validations with other fold draws; each image's logits averaged
+    epochs: int = param(60, ge=1)        # at most this many epochs per fold ...
+    patience: int = param(10, ge=1)      # ... ending when the loss on an inner hold-out has not improved for this many
+    holdout: float = param(0.2, ge=0, lt=1)   # share of each fold's training images held out for that rule
     batch: int = param(16, ge=1)
     lr: float = param(1e-3, gt=0)
     width: int = param(16, ge=1)         # channels of the first conv block (doubles per block)
@@ -150,28 +153,66 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(u / (len(pos) * len(neg)))
 
 
-def _train(x: torch.Tensor, y: torch.Tensor, cfg: C2STConfig, seed: int, device: torch.device) -> SmallCNN:
+def _batches(n: int, batch: int, gen: torch.Generator):
+    perm = torch.randperm(n, generator=gen)
+    return [perm[k:k + batch] for k in range(0, n, batch)]
+
+
+def _train(x: torch.Tensor, y: torch.Tensor, cfg: C2STConfig, seed: int, device: torch.device) -> tuple[SmallCNN, int]:
+    """A CNN trained on ``x`` until its loss on a stratified inner hold-out (``cfg.holdout`` of
+    ``x``) has not improved for ``cfg.patience`` epochs (at most ``cfg.epochs``); the weights of its
+    best epoch, and the number of epochs run. A fixed epoch count under-trains on a few dozen images
+    and over-trains on thousands."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    labels = y.numpy().astype(bool)
+    inner = np.zeros(len(y), dtype=bool)
+    for cls in (False, True):
+        idx = np.flatnonzero(labels == cls)
+        k = int(round(cfg.holdout * len(idx)))
+        if 0 < k < len(idx):
+            inner[np.random.default_rng(seed).choice(idx, k, replace=False)] = True
+    fit = torch.from_numpy(np.flatnonzero(~inner))
+    val = torch.from_numpy(np.flatnonzero(inner))
+    xv, yv = x[val].to(device), y[val].to(device)
     net = SmallCNN(cfg.width).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    n = len(x)
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen)
-        for k in range(0, n, cfg.batch):
-            idx = perm[k:k + cfg.batch]
-            xb, yb = x[idx], y[idx]
+    best, best_state, since, epoch = math.inf, None, 0, 0
+    for epoch in range(1, cfg.epochs + 1):
+        net.train()
+        for idx in _batches(len(fit), cfg.batch, gen):
+            if len(idx) < 2:   # BatchNorm needs two images
+                continue
+            xb, yb = x[fit[idx]], y[fit[idx]]
             flip = torch.rand(len(idx), generator=gen) < 0.5  # left-right mirror: an OPG stays an OPG
             xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb).to(device)
             loss = F.binary_cross_entropy_with_logits(net(xb), yb.to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return net.eval()
+        if len(val) == 0:
+            continue
+        net.eval()
+        with torch.no_grad():
+            vloss = float(F.binary_cross_entropy_with_logits(net(xv), yv))
+        if vloss < best - 1e-4:
+            best, since = vloss, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            since += 1
+            if since >= cfg.patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return net.eval(), epoch
 
 
 def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) -> dict:
-    """Cross-validated accuracy and AUC of a CNN telling ``real`` (label 0) from ``synthetic`` (1)."""
+    """Cross-validated accuracy and AUC of a CNN telling ``real`` (label 0) from ``synthetic`` (1).
+
+    The sets are balanced (the larger one subsampled); ``cfg.repeats`` stratified ``cfg.folds``-fold
+    cross-validations with other fold draws each give every image one out-of-fold logit, and an
+    image's logits are averaged over the repeats before it is scored."""
     rng = np.random.default_rng(seed)
     xr, xs = prepare(real, cfg.max_side), prepare(synthetic, cfg.max_side)
     if xr.shape[1:] != xs.shape[1:]:
@@ -183,30 +224,36 @@ def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) ->
     xs = xs[np.sort(rng.choice(len(xs), n, replace=False))]
     x = torch.cat([xr, xs])
     y = torch.cat([torch.zeros(n), torch.ones(n)])
-    # stratified folds: each fold holds the same number of images of each class
-    fold = np.empty(2 * n, dtype=int)
-    fold[:n] = rng.permutation(np.arange(n) % cfg.folds)
-    fold[n:] = rng.permutation(np.arange(n) % cfg.folds)
     device = torch_device(cfg.device)
-    scores = np.empty(2 * n)
-    fold_acc = []
-    for f in range(cfg.folds):
-        test = torch.from_numpy(np.flatnonzero(fold == f))
-        train = torch.from_numpy(np.flatnonzero(fold != f))
-        net = _train(x[train], y[train], cfg, seed * 1000 + f, device)
-        with torch.no_grad():
-            s = net(x[test].to(device)).cpu().numpy()
-        scores[test.numpy()] = s
-        fold_acc.append(float(((s > 0) == y[test].numpy().astype(bool)).mean()))
+    scores = np.zeros(2 * n)
+    fold_acc, epochs = [], []
+    for r in range(cfg.repeats):
+        # stratified folds: each fold holds the same number of images of each class
+        fold = np.empty(2 * n, dtype=int)
+        fold[:n] = rng.permutation(np.arange(n) % cfg.folds)
+        fold[n:] = rng.permutation(np.arange(n) % cfg.folds)
+        for f in range(cfg.folds):
+            test = torch.from_numpy(np.flatnonzero(fold == f))
+            train = torch.from_numpy(np.flatnonzero(fold != f))
+            net, ran = _train(x[train], y[train], cfg, seed * 1000 + r * 100 + f, device)
+            epochs.append(ran)
+            with torch.no_grad():
+                s = net(x[test].to(device)).cpu().numpy()
+            scores[test.numpy()] += s / cfg.repeats
+            fold_acc.append(float(((s > 0) == y[test].numpy().astype(bool)).mean()))
     labels = y.numpy().astype(bool)
-    accuracy = float(((scores > 0) == labels).mean())
+    correct = (scores > 0) == labels
+    accuracy = float(correct.mean())
     half_band = 1.96 * math.sqrt(0.25 / (2 * n))
     return {
         "accuracy": accuracy,
         "auc": auc(scores, labels),
         "fold_accuracy": fold_acc,
+        "epochs": epochs,
         "images_per_class": n,
         "chance_band": [0.5 - half_band, 0.5 + half_band],
+        "correct": correct,
+        "scores": scores,
     }
 
 

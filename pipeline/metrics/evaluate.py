@@ -13,6 +13,7 @@ its threshold).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ from pipeline.metrics.fid import FIDConfig, features, fid_kid, load_inception, w
 from pipeline.core.layout import Layout
 from pipeline.core.tables import read_seeds, write_csv
 from pipeline.metrics.histogram import HistogramConfig, histogram_distance
+from pipeline.metrics.intervals import IntervalConfig, mean_interval, resample_interval
 from pipeline.metrics.memorisation import MemorisationConfig, descriptor, nearest, threshold
 from pipeline.metrics.metric_table import METRICS
-from pipeline.metrics.prdc import PRDCConfig, prdc
+from pipeline.metrics.prdc import PRDCConfig, prdc_items
 from pipeline.variants.split import read_split
 from pipeline.metrics.swd import SWDConfig, swd
 
@@ -49,6 +51,7 @@ class EvaluateConfig:
     prdc: PRDCConfig = field(default_factory=PRDCConfig)
     memorisation: MemorisationConfig = field(default_factory=MemorisationConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
+    intervals: IntervalConfig = field(default_factory=IntervalConfig)
 
     def __post_init__(self) -> None:
         bad = set(self.heldout_splits) - {"val", "test"}
@@ -65,13 +68,20 @@ def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateCon
     cache = {} if cache is None else cache
     want = (lambda *names: True) if only is None else (lambda *names: bool(set(names) & set(only)))
     out: dict = {}
+    icfg = cfg.intervals
     if want("swd"):
         s = swd(heldout, candidate, cfg.swd, seed)
         out["swd"] = {"value": s["mean"], "levels": s["levels"], "level_sizes": s["level_sizes"]}
+        if icfg.swd_resamples:
+            quick = dataclasses.replace(cfg.swd, repeats=1)
+            out["swd"]["interval"] = resample_interval(lambda a, b: swd(a, b, quick, seed)["mean"], heldout,
+                                                       candidate, s["mean"], icfg.swd_resamples, icfg.level,
+                                                       seed + 5)
     if want("c2st_accuracy", "c2st_auc"):
         c = c2st(heldout, candidate, cfg.c2st, seed + 1)
         out["c2st_accuracy"] = {"value": c["accuracy"], "chance_band": c["chance_band"],
-                                "images_per_class": c["images_per_class"]}
+                                "images_per_class": c["images_per_class"],
+                                "interval": mean_interval(c["correct"], icfg, seed + 6)}
         out["c2st_auc"] = {"value": c["auc"]}
     if want("ms_ssim_gap"):
         if "ms_ssim" not in cache:
@@ -102,11 +112,13 @@ def _prdc(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed:
     cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(heldout) - 1, len(candidate) - 1))
     if cfg_k.k < 1:
         raise ValueError("precision/recall need at least two images per set")
-    runs = [prdc(*standardise(er, embed(candidate, ecfg, s)), cfg_k) for er, s in zip(cache["embed"], seeds)]
+    runs = [prdc_items(*standardise(er, embed(candidate, ecfg, s)), cfg_k) for er, s in zip(cache["embed"], seeds)]
     out = {}
     for k in runs[0]:
-        vals = [r[k] for r in runs]
-        out[k] = {"value": float(np.mean(vals)), "spread": float(np.std(vals)), "per_embedding": vals, "k": cfg_k.k}
+        vals = [float(r[k].mean()) for r in runs]
+        items = np.mean([r[k] for r in runs], axis=0)   # each image's term, averaged over the embeddings
+        out[k] = {"value": float(np.mean(vals)), "spread": float(np.std(vals)), "per_embedding": vals, "k": cfg_k.k,
+                  "interval": mean_interval(items, cfg.intervals, seed + 7)}
     return out
 
 
@@ -190,9 +202,12 @@ def evaluate_variant(cfg: EvaluateConfig, variant: str, variant_dir: Path, synth
                  for p, j, d in zip(held_p, idx_h, d_held)]
 
     # distribution metrics on (seeded) subsamples
+    # the synthetic set and the real reference set (train) at one size: k-NN coverage and recall
+    # grow with the set size, so unequal sets would compare set sizes, not images
+    m = min(len(syn_p), len(train_p), cfg.max_images or len(syn_p))
     heldout = load_many(_subsample(held_p, cfg.max_images, seed), workers, desc=f"{variant} held-out")
-    train = load_many(_subsample(train_p, cfg.max_images, seed + 1), workers, desc=f"{variant} train")
-    synthetic = load_many(_subsample(syn_p, cfg.max_images, seed + 2), workers, desc=f"{variant} synthetic")
+    train = load_many(_subsample(train_p, m, seed + 1), workers, desc=f"{variant} train")
+    synthetic = load_many(_subsample(syn_p, m, seed + 2), workers, desc=f"{variant} synthetic")
     for name, arr in (("synthetic", synthetic), ("train", train)):
         if arr.shape[1:] != heldout.shape[1:]:
             raise ValueError(f"{variant}: {name} images are {arr.shape[1:]}, held-out real {heldout.shape[1:]}")

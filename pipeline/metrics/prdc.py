@@ -39,8 +39,11 @@ def _kth_radius(features: np.ndarray, k: int) -> np.ndarray:
     return np.sort(d, axis=1)[:, k]
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, cfg: PRDCConfig) -> dict:
-    """Precision, recall, density, coverage of ``fake`` (m, d) against ``real`` (n, d)."""
+def prdc_items(real: np.ndarray, fake: np.ndarray, cfg: PRDCConfig) -> dict[str, np.ndarray]:
+    """Each image's share of every metric: ``precision`` and ``density`` per synthetic sample (inside
+    some real ball; real balls holding it / k), ``recall`` and ``coverage`` per real sample (inside
+    some synthetic ball; its ball holds a synthetic sample). Their means are :func:`prdc`; resampling
+    them gives an interval with the balls held fixed (:mod:`pipeline.metrics.intervals`)."""
     real = np.asarray(real)
     fake = np.asarray(fake)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
@@ -52,8 +55,12 @@ def prdc(real: np.ndarray, fake: np.ndarray, cfg: PRDCConfig) -> dict:
     fake_r = _kth_radius(fake, k)
     d = _distances(real, fake)  # (n_real, n_fake)
     inside = d < real_r[:, None]  # fake j inside the ball of real i
-    precision = float(inside.any(axis=0).mean())
-    recall = float((d < fake_r[None, :]).any(axis=1).mean())
-    density = float(inside.sum(axis=0).mean() / k)
-    coverage = float((d.min(axis=1) < real_r).mean())
-    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+    return {"precision": inside.any(axis=0).astype(np.float64),
+            "recall": (d < fake_r[None, :]).any(axis=1).astype(np.float64),
+            "density": inside.sum(axis=0) / k,
+            "coverage": (d.min(axis=1) < real_r).astype(np.float64)}
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, cfg: PRDCConfig) -> dict:
+    """Precision, recall, density, coverage of ``fake`` (m, d) against ``real`` (n, d)."""
+    return {name: float(v.mean()) for name, v in prdc_items(real, fake, cfg).items()}

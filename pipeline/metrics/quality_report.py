@@ -78,6 +78,12 @@ def _tile(images: list[np.ndarray], cols: int, pad: int = 3, max_w: int = 256) -
     return out
 
 
+def _interval(iv) -> str:
+    if not (isinstance(iv, (list, tuple)) and len(iv) == 2 and all(isinstance(v, (int, float)) for v in iv)):
+        return ""
+    return f"<br><small>95%: {_fmt(float(iv[0]))}-{_fmt(float(iv[1]))}</small>"
+
+
 def _fmt(v) -> str:
     if isinstance(v, bool) or v is None:
         return html.escape(str(v))
@@ -231,9 +237,14 @@ def render(metrics: dict, layout: Layout, nearest_csv: Path | None, audit: dict 
         out.append(f"<h2>Variant <code>{html.escape(variant)}</code></h2>")
         info = m.get("images", {})
         if info:
+            used = info.get("used_for_distribution_metrics", {})
             out.append(f"<p>{_fmt(info.get('synthetic'))} synthetic images; {_fmt(info.get('heldout'))} held-out real "
                        f"({html.escape('/'.join(info.get('heldout_splits', [])))}) and {_fmt(info.get('train'))} "
-                       "training radiographs.</p>")
+                       "training radiographs. The metrics compare " + (
+                           f"{_fmt(used.get('synthetic'))} synthetic and {_fmt(used.get('train'))} training images "
+                           f"(sets of one size) with {_fmt(used.get('heldout'))} held-out ones; " if used else "") +
+                       "[lo-hi] is a 95% interval (bootstrap over images): with a few dozen images it is wide, "
+                       "and two figures whose intervals overlap may not differ.</p>")
         out += _pictures(layout, variant, split, info.get("heldout_splits", ["test"]), nearest_rows, n_show)
         out.append("<h3>Metrics</h3>" + _headline_html(m))
         out.append("<table><tr><th>test</th><th>what it means</th><th>synthetic</th>"
@@ -247,9 +258,11 @@ def render(metrics: dict, layout: Layout, nearest_csv: Path | None, audit: dict 
             cls = {"as good as real": "good", "close to real": "close", "worse than real": "bad"}.get(vd, "")
             tag = "<br><b>headline</b>" if name in HEADLINE else ""
             spread = f"<br>&plusmn; {_fmt(e['spread'])} over embeddings" if isinstance(e.get("spread"), float) else ""
+            spread = _interval(e.get("interval")) + spread
+            ref_iv = _interval(e.get("reference_interval"))
             blind = BLIND_SPOTS.get(name, "") or ("None found in our validation." if name in HEADLINE else "")
             out.append(f"<tr><td><b>{html.escape(title)}</b><br><code>{name}</code>{tag}</td><td>{html.escape(meaning)}</td>"
-                       f"<td>{_fmt(e.get('value'))}{spread}</td><td>{_fmt(e.get('reference'))}</td>"
+                       f"<td>{_fmt(e.get('value'))}{spread}</td><td>{_fmt(e.get('reference'))}{ref_iv}</td>"
                        f"<td>{html.escape(str(e.get('better', '')))}</td><td class='{cls}'>{vd}</td>"
                        f"<td>{html.escape(blind)}</td></tr>")
         out.append("</table>")

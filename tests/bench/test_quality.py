@@ -68,6 +68,28 @@ def test_quality_bench_runs_both_recipes_and_reports(tmp_path, one_torch_thread)
     assert (out / "quality.png").is_file() and (out / "quality_curves.png").is_file()
     side = pngio.read_png16(out / "quality.png")
     assert side.shape[0] > 6 * 18 and side.std() > 0
+    # every run states its set sizes and a 95% interval holding each figure; the reference set is as
+    # big as the synthetic one
+    for r in runs:
+        assert r["reference_images"] == 12
+        for key in ("swd", "c2st_accuracy", "precision", "coverage", "c2st_accuracy_reference", "coverage_reference"):
+            lo, hi = r[f"{key}_interval"]
+            assert lo <= r[key] <= hi, (key, r)
+    assert "95% interval" in md and f"| {runs[0]['train_images']}/{runs[0]['heldout_images']}/12 |" in md
+
+
+def test_one_recipe_alone(tmp_path, one_torch_thread):
+    """--recipes ours trains our recipe only; by default the synthetic set is as big as the held-out one."""
+    raw = tmp_path / "phantoms"
+    _archive(raw, 20, marker=True)
+    out = tmp_path / "out"
+    payload = quality.main(["--raw", str(raw), "--size", "18x32", "--budget-s", "0.2", "--seeds", "1",
+                            "--curve-points", "1", "--workers", "1", "--out", str(out), "--recipes", "ours"])
+    (run,) = payload["runs"]
+    assert run["recipe"] == "ours" and run["synthetic_images"] == run["heldout_images"] == run["reference_images"]
+    assert "| baseline |" not in (out / "quality.md").read_text()
+    with pytest.raises(SystemExit):
+        quality.main(["--raw", str(raw), "--recipes", "theirs"])
 
 
 def test_real_archive_pictures_stay_out_of_the_report(tmp_path, one_torch_thread):

@@ -99,9 +99,10 @@ def test_export_and_load_generator_round_trip(tmp_path):
 
 def test_mean_init_starts_the_generator_at_the_train_mean():
     """train.mean_init: with the last conv silenced, the generator draws the train set's mean image
-    (clamped to tanh's usable range), whatever z; without it, flat grey."""
+    (clamped to tanh's usable range), whatever z; without it, flat grey. (No layout basis here: the
+    offset alone.)"""
     torch.manual_seed(0)
-    g = build_generator(model_config(z_dim=8, features=4, max_features=16), 18, 32).eval()
+    g = build_generator(model_config(z_dim=8, features=4, max_features=16, layout_basis=0), 18, 32).eval()
     images = torch.rand(10, 1, 18, 32) * 1.6 - 0.8
     with torch.no_grad():
         g.out.weight.zero_()
@@ -110,3 +111,59 @@ def test_mean_init_starts_the_generator_at_the_train_mean():
         g.init_mean(images)
         out = g(torch.randn(3, 8))
     assert torch.allclose(out, images.mean(0, keepdim=True).expand(3, -1, -1, -1), atol=1e-5)
+
+
+def test_layout_basis_starts_at_a_gaussian_model_of_the_train_set():
+    """train.layout_basis: after init_mean the generator is offset + coef(z) @ basis (the conv branch
+    silenced); the basis spans the train set's principal directions, so generated images vary along
+    the directions the train images vary along, with about the same spread."""
+    torch.manual_seed(0)
+    h, w, k = 18, 32, 3
+    # train images on a known 2-d subspace (pre-tanh), plus tiny noise
+    a, b = torch.zeros(h, w), torch.zeros(h, w)
+    a[:, : w // 2], b[:, w // 2:] = 1.0, 1.0             # orthogonal directions
+    coeffs = torch.randn(200, 2) * torch.tensor([0.5, 0.2])
+    pre = 0.1 + coeffs[:, :1, None] * a + coeffs[:, 1:, None] * b + 0.001 * torch.randn(200, h, w)
+    images = torch.tanh(pre).unsqueeze(1)
+    g = build_generator(model_config(z_dim=8, features=4, max_features=16, layout_basis=k), h, w).eval()
+    g.init_mean(images)
+    with torch.no_grad():
+        z = torch.randn(2000, 8)
+        out = torch.atanh(g(z).clamp(-0.999, 0.999))[:, 0]
+        expected = g.offset[0, 0] + (z[:, :k] @ g.basis).view(-1, h, w)
+    assert torch.allclose(out, expected, atol=1e-3)            # the conv branch is silent at the start
+    # generated spread along each train direction matches the train set's (pre-tanh), within 10 %
+    centred = out - out.mean(0)
+    for direction, sd in ((a, 0.5), (b, 0.2)):
+        unit = direction / direction.norm()
+        got = (centred * unit).sum((1, 2)).std()
+        assert abs(got / (sd * direction.norm()) - 1) < 0.1
+    # and nothing along a direction the train set does not vary in
+    c = torch.ones(h, w)
+    c[h // 2:] = -1.0                                      # orthogonal to both
+    assert (centred * c / c.norm()).sum((1, 2)).std() < 0.01
+    # the basis is trained: it is a parameter with a gradient
+    g.train()
+    g(torch.randn(4, 8)).sum().backward()
+    assert g.basis.grad is not None and g.basis.grad.abs().sum() > 0
+
+
+def test_minibatch_std_channel_is_zero_for_a_batch_without_variety():
+    from pipeline.gan.models import minibatch_std
+    same = torch.randn(1, 3, 2, 4).expand(8, -1, -1, -1)
+    out = minibatch_std(same)
+    assert out.shape == (8, 4, 2, 4) and torch.allclose(out[:, 3], torch.zeros(8, 2, 4), atol=1e-3)
+    varied = minibatch_std(torch.randn(8, 3, 2, 4))
+    assert (varied[:, 3] > 0.3).all()
+    # groups of 4 (samples i, i + 2, i + 4, i + 6 of 8): each group's channel is its own std
+    x = torch.randn(8, 3, 2, 4)
+    x[0::2] = same[:4]
+    grouped = minibatch_std(x)[:, 3, 0, 0]
+    assert torch.allclose(grouped[0::2], torch.zeros(4), atol=1e-3) and (grouped[1::2] > 0.3).all()
+    # a critic with the channel scores every sample and takes a gradient penalty's double backward
+    d = build_critic(model_config(z_dim=8, features=4, max_features=16, critic_mbstd=True), 18, 32)
+    xr = torch.randn(4, 1, 18, 32, requires_grad=True)
+    score = d(xr)
+    (g,) = torch.autograd.grad(score.sum(), xr, create_graph=True)
+    g.norm().backward()
+    assert score.shape == (4,)

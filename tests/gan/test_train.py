@@ -292,3 +292,27 @@ def test_the_gpu_settings_run_on_the_cpu_too(dataset, tmp_path):
     gen, _ = load_generator(tmp_path / "m" / "generator.pt")
     assert all(p.dtype == torch.float32 for p in gen.parameters())
     assert torch.isfinite(gen(torch.randn(2, gen.z_dim))).all()
+
+
+def test_the_per_pixel_layout_learns_at_layout_lr(dataset, tmp_path):
+    """The generator's offset and basis are stepped at train.layout_lr x lr, every other weight at lr:
+    after a few steps they have moved about that much less per step."""
+    from pipeline.gan.runtime import setup
+    from pipeline.gan.train import _build_nets
+
+    cfg = TrainConfig(steps=1, layout_lr=0.01, lr=1e-3)
+    data = torch.rand(8, 1, 36, 64) * 2 - 1
+    nets = _build_nets(cfg, 36, 64, 3, setup("cpu", "off", "off", 1), data)
+    groups = nets.opt_g.param_groups
+    names = {id(p): n for n, p in nets.G.named_parameters()}
+    assert [g["lr"] for g in groups] == [1e-3, 1e-5]
+    assert sorted(names[id(p)] for p in groups[1]["params"]) == ["basis", "offset"]
+    before = {n: p.detach().clone() for n, p in nets.G.named_parameters()}
+    for _ in range(3):
+        nets.opt_g.zero_grad()
+        nets.G(torch.randn(4, cfg.z_dim)).pow(2).mean().backward()
+        nets.opt_g.step()
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in nets.G.named_parameters()}
+    # Adam (beta1 0, beta2 0.9) moves a weight by at most lr / sqrt(1 - 0.9) = 3.2 lr a step
+    assert moved["offset"] <= 3 * 3.2 * 1e-5 and moved["basis"] <= 3 * 3.2 * 1e-5
+    assert moved["fc.weight"] >= 1e-3

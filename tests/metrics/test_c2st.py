@@ -79,3 +79,13 @@ def test_prepare_makes_bands_and_keeps_fine_detail_when_downsampling(sets):
     assert art[:, 1].mean() > 1.25 * clean[:, 1].mean() and abs(art[:, 1].mean() - expected) < 0.2 * expected
     full = prepare(a, 128)                        # no downsampling: the signed bands as they are
     assert full.shape == (len(a), 3, 64, 128) and full[:, 1].min() < 0
+
+
+def test_training_stops_when_the_inner_hold_out_stops_improving(sets):
+    """Two samples of one kind: nothing to learn, so every fold stops after ``patience`` epochs
+    without improvement, long before the cap; the per-image outcomes give the accuracy."""
+    a, b = sets
+    r = c2st(a, b, C2STConfig(epochs=200, patience=4, repeats=2, max_side=64), 3)
+    assert len(r["epochs"]) == 10 and max(r["epochs"]) < 60
+    assert r["correct"].shape == (48,) and r["correct"].mean() == r["accuracy"]
+    assert r["scores"].shape == (48,)

@@ -51,3 +51,13 @@ def test_bad_input_is_a_clear_error(real):
         prdc(real, real[:, :3], K5)
     with pytest.raises(ValueError, match="k=5"):
         prdc(real, real[:5], K5)
+
+
+def test_per_image_terms_average_to_the_metrics():
+    from pipeline.metrics.prdc import prdc_items
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(0, 1, (40, 6)), rng.normal(0.7, 1, (30, 6))
+    items = prdc_items(real, fake, PRDCConfig(k=3))
+    assert items["precision"].shape == (30,) and items["density"].shape == (30,)
+    assert items["recall"].shape == (40,) and items["coverage"].shape == (40,)
+    assert {k: float(v.mean()) for k, v in items.items()} == prdc(real, fake, PRDCConfig(k=3))
