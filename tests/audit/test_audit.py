@@ -31,7 +31,9 @@ def demo(tmp_path_factory):
     """A demo archive with 20 of each planted defect and 50 clean phantoms, ingested and audited."""
     root = tmp_path_factory.mktemp("audit_demo")
     raw = phantoms.build_archive(root / "raw", DEMO, seed=11, progress=False)
-    ingest.run_ingest(IngestConfig(raw_dir=str(raw)), root / "ingested", workers=2, progress=False)
+    # paths in clear: the ground truth names the planted files (the default hashes them)
+    ingest.run_ingest(IngestConfig(raw_dir=str(raw), pseudonymise_paths=False), root / "ingested", workers=2,
+                      progress=False)
     rows = run_audit(AuditConfig(), root / "ingested", root / "audit", root / "reports", workers=2,
                            progress=False)
     gt = _read(raw / "ground_truth.csv")
