@@ -477,13 +477,16 @@ def main(argv: list[str] | None = None) -> dict:
         with atomic.open_file(out / "quality_curves.png", "wb") as f:
             f.write(buf.tobytes())
         pictures.append("![SWD and C2ST against training time](quality_curves.png)")
-    head = (f"## quality\n\nSame training budget ({args.clock} seconds) for both recipes ({'/'.join(f'{b:g}' for b in sorted({r['budget_s'] for r in runs}))} s per run, "
+    recipes = sorted({r["recipe"] for r in runs})
+    head = (f"## quality\n\nSame training budget ({args.clock} seconds) for {' and '.join(recipes)} "
+            f"({'/'.join(f'{b:g}' for b in sorted({r['budget_s'] for r in runs}))} s per run, "
             f"{args.threads or 'all'} torch thread(s), evaluation excluded), same train split, same held-out split "
-            f"(val+test) and evaluation seed; {max(r['synthetic_images'] for r in runs)} synthetic images per run; "
-            f"the earlier recipe as it ran (changes: {args.baseline or 'none'}), ours as params.yaml states it "
-            f"(changes: {args.ours or 'none'}). "
-            "Median [min-max] over training seeds. Targets: ours SWD <= 0.5x the baseline's (every seed) and "
-            "a lower C2ST accuracy (every seed).\n\n")
+            f"(val+test) and evaluation seed; as many synthetic images per run as held-out ones unless "
+            f"--images said otherwise (here {'/'.join(str(v) for v in sorted({r['synthetic_images'] for r in runs}))}); "
+            + (f"the earlier recipe as it ran (changes: {args.baseline or 'none'}); " if "baseline" in recipes else "")
+            + f"ours as params.yaml states it (changes: {args.ours or 'none'}). Median [min-max] over training seeds."
+            + (" Targets: ours SWD <= 0.5x the baseline's (every seed) and a lower C2ST accuracy (every seed)."
+               if "baseline" in recipes else "") + "\n\n")
     atomic.write_text(out / "quality.md", head + table + "\n\n" + "\n\n".join(pictures) + "\n")
     print(table)
     return payload
