@@ -16,7 +16,9 @@ Writes ``<out>/judge.{md,json}`` (aggregates only: no picture of a real image).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from bench.common import machine, markdown_table
-from bench.quality import REPO, equal_sets, heldout_images, parse_size, prepare, recipe, synthesise, train_budget, variant_for
+from bench.quality import (REPO, equal_sets, heldout_images, parse_size, prepared, recipe, synthesise,
+                           train_budget, variant_for)
 from pipeline.core import atomic, config
 from pipeline.gan.generate import GenerateConfig
 from pipeline.gan.trainset import load_train_images
@@ -71,9 +74,16 @@ def main(argv: list[str] | None = None) -> dict:
     seed = config.seed(params)
     h, w = args.size
     name, _ = variant_for(h, w)
-    work = args.work / args.raw.name if args.work else Path(f"/tmp/bench-judge-{args.raw.name}")
-    if not (work / "data" / "variants" / name / "images").is_dir() or not (work / "data/split/split.csv").is_file():
-        prepare(args.raw, work, params, [args.size], config.workers(args.workers or None))
+    with contextlib.ExitStack() as stack:
+        work = args.work / args.raw.name if args.work else Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="bench-judge-")))
+        prepared(args.raw, work, params, [args.size], config.workers(args.workers or None))
+        return _judge_run(args, params, ecfg, gcfg, seed, work, name)
+
+
+def _judge_run(args, params: dict, ecfg: EvaluateConfig, gcfg: GenerateConfig, seed: int, work: Path,
+               name: str) -> dict:
+    h, w = args.size
     images, _ = load_train_images(work / "data/variants" / name / "images", work / "data/split/split.csv", h, w)
     heldout = heldout_images(work, name, ecfg.heldout_splits)
     train01 = (images[:, 0].numpy() + 1.0) / 2.0

@@ -94,6 +94,17 @@ def prepare(raw: Path, work: Path, params: dict, sizes: list[tuple[int, int]], w
     return variants
 
 
+def prepared(raw: Path, work: Path, params: dict, sizes: list[tuple[int, int]],
+             workers: int) -> tuple[dict[str, config.Variant], bool]:
+    """(variants, reused): :func:`prepare`'s outputs in ``work``, reused when a split and every
+    size's variant images are already there."""
+    wanted = dict(variant_for(h, w) for h, w in sizes)
+    if (work / "data" / "split" / "split.csv").is_file() and all(
+            (work / "data" / "variants" / n / "images").is_dir() for n in wanted):
+        return wanted, True
+    return prepare(raw, work, params, sizes, workers), False
+
+
 def heldout_images(work: Path, name: str, splits: list[str]) -> np.ndarray:
     split = read_split(work / "data" / "split" / "split.csv")
     folder = work / "data" / "variants" / name / "images"
@@ -335,14 +346,9 @@ def run_folder(raw: Path, args, params: dict, blocks: list[dict], log) -> list[d
         work = args.work / raw.name if args.work else Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="bench-quality-")))
         t0 = time.perf_counter()
-        wanted = dict(variant_for(h, w) for h, w in args.size)
-        if args.work and (work / "data" / "split" / "split.csv").is_file() and all(
-                (work / "data" / "variants" / n / "images").is_dir() for n in wanted):
-            variants = wanted
-            log(f"{raw.name}: stages up to split reused from {work}")
-        else:
-            variants = prepare(raw, work, params, args.size, args.workers)
-            log(f"{raw.name}: stages up to split in {time.perf_counter() - t0:.0f} s")
+        variants, reused = prepared(raw, work, params, args.size, args.workers)
+        log(f"{raw.name}: stages up to split reused from {work}" if reused
+            else f"{raw.name}: stages up to split in {time.perf_counter() - t0:.0f} s")
         for name, v in variants.items():
             images, _ = load_train_images(work / "data" / "variants" / name / "images",
                                           work / "data" / "split" / "split.csv", v.height, v.width)
