@@ -38,7 +38,7 @@ def parse_yaml(text: str) -> Any:
 
 
 # the top-level keys of params.yaml: one section per stage (shared/DESIGN.md) plus seed and variants
-SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbox", "split", "train",
+SECTIONS = ("seed", "variants", "phantoms", "ingest", "audit", "crop", "letterbox", "split", "train", "train_sr",
             "generate", "evaluate", "release", "reader_study")
 
 
@@ -231,6 +231,17 @@ class Variant:
     mode: typing.Literal["letterbox", "squash"]
     height: int = param(ge=1)
     width: int = param(ge=1)
+    sr_scale: int = param(0, ge=0, le=8)   # super-resolution factor of the delivered images (0: none)
+
+    def __post_init__(self) -> None:
+        if self.sr_scale not in (0, 2, 4, 8):
+            raise ConfigError(f"sr_scale must be 0 (off), 2, 4 or 8, got {self.sr_scale}")
+
+    @property
+    def delivered(self) -> tuple[int, int]:
+        """(height, width) of the images the pipeline delivers: the GAN's times ``sr_scale``."""
+        s = self.sr_scale or 1
+        return self.height * s, self.width * s
 
 
 def variants(params: dict[str, Any] | None = None) -> dict[str, Variant]:

@@ -73,6 +73,10 @@ class Layout:
     def model(self, name: str) -> Path:
         return self._at("models", name)
 
+    def sr_model(self, name: str) -> Path:
+        """``models/<name>/sr``: the super-resolution stage's export, checkpoint and record."""
+        return self._at("models", name, "sr")
+
     @property
     def eval(self) -> Path:
         return self._at("data", "eval")

@@ -207,21 +207,35 @@ def _train(x: torch.Tensor, y: torch.Tensor, cfg: C2STConfig, seed: int, device:
     return net.eval(), epoch
 
 
-def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) -> dict:
+def _folds(n: int, groups: np.ndarray | None, folds: int, rng: np.random.Generator) -> np.ndarray:
+    """A fold per item: ``n`` items spread evenly, or whole groups (e.g. the patches of one image)."""
+    if groups is None:
+        return rng.permutation(np.arange(n) % folds)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    return rng.permutation(np.arange(len(uniq)) % folds)[inv]
+
+
+def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int,
+         groups: np.ndarray | None = None) -> dict:
     """Cross-validated accuracy and AUC of a CNN telling ``real`` (label 0) from ``synthetic`` (1).
 
     The sets are balanced (the larger one subsampled); ``cfg.repeats`` stratified ``cfg.folds``-fold
     cross-validations with other fold draws each give every image one out-of-fold logit, and an
-    image's logits are averaged over the repeats before it is scored."""
+    image's logits are averaged over the repeats before it is scored. ``groups`` (one label per
+    item, both sets of equal size then): items of a group share a fold, so patches of one image never
+    sit on both sides of a split."""
     rng = np.random.default_rng(seed)
     xr, xs = prepare(real, cfg.max_side), prepare(synthetic, cfg.max_side)
     if xr.shape[1:] != xs.shape[1:]:
         raise ValueError(f"image sizes differ: {tuple(xr.shape[2:])} vs {tuple(xs.shape[2:])}")
     n = min(len(xr), len(xs))
+    if groups is not None and not len(xr) == len(xs) == len(groups):
+        raise ValueError(f"groups need sets of equal size: {len(xr)} real, {len(xs)} synthetic, {len(groups)} groups")
     if n < cfg.folds:
         raise ValueError(f"C2ST with {cfg.folds} folds needs at least {cfg.folds} images per set, got {n}")
-    xr = xr[np.sort(rng.choice(len(xr), n, replace=False))]
-    xs = xs[np.sort(rng.choice(len(xs), n, replace=False))]
+    if groups is None:
+        xr = xr[np.sort(rng.choice(len(xr), n, replace=False))]
+        xs = xs[np.sort(rng.choice(len(xs), n, replace=False))]
     x = torch.cat([xr, xs])
     y = torch.cat([torch.zeros(n), torch.ones(n)])
     device = torch_device(cfg.device)
@@ -230,8 +244,8 @@ def c2st(real: np.ndarray, synthetic: np.ndarray, cfg: C2STConfig, seed: int) ->
     for r in range(cfg.repeats):
         # stratified folds: each fold holds the same number of images of each class
         fold = np.empty(2 * n, dtype=int)
-        fold[:n] = rng.permutation(np.arange(n) % cfg.folds)
-        fold[n:] = rng.permutation(np.arange(n) % cfg.folds)
+        fold[:n] = _folds(n, groups, cfg.folds, rng)
+        fold[n:] = _folds(n, groups, cfg.folds, rng)
         for f in range(cfg.folds):
             test = torch.from_numpy(np.flatnonzero(fold == f))
             train = torch.from_numpy(np.flatnonzero(fold != f))

@@ -33,6 +33,7 @@ from pipeline.metrics.metric_table import METRICS
 from pipeline.metrics.prdc import PRDCConfig, prdc_items
 from pipeline.variants.split import read_split
 from pipeline.metrics.swd import SWDConfig, swd
+from pipeline.metrics.patches import PatchConfig, patch_metrics
 
 NEAREST_COLUMNS = ["variant", "file", "nearest_train_id", "distance", "threshold", "flagged"]
 
@@ -52,6 +53,7 @@ class EvaluateConfig:
     memorisation: MemorisationConfig = field(default_factory=MemorisationConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
     intervals: IntervalConfig = field(default_factory=IntervalConfig)
+    patches: PatchConfig = field(default_factory=PatchConfig)   # full-size (super-resolved) variants
 
     def __post_init__(self) -> None:
         bad = set(self.heldout_splits) - {"val", "test"}
@@ -175,6 +177,45 @@ def _image_paths(folder: Path, ids: list[str], what: str) -> tuple[list[Path], l
     return paths, missing
 
 
+def _downscale(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-downscale a stack by the integer factor to ``height x width``."""
+    n, h, w = images.shape
+    if (h, w) == (height, width):
+        return images
+    if h % height or w % width or h // height != w // width:
+        raise ValueError(f"{h}x{w} images are not an integer multiple of {height}x{width}")
+    f = h // height
+    return images.reshape(n, height, f, width, f).mean(axis=(2, 4))
+
+
+FULL_SIZE_METRICS = {"patch_c2st_accuracy": "lower", "patch_precision": "higher", "patch_recall": "higher",
+                     "patch_density": "higher", "patch_coverage": "higher"}
+
+
+def full_size_metrics(heldout: np.ndarray, synthetic: np.ndarray, train: np.ndarray, lowres: np.ndarray,
+                      cfg: EvaluateConfig, seed: int) -> dict:
+    """The delivered (super-resolved) images against held-out real ones at full size: patch metrics,
+    SWD per pyramid level (train vs held-out as the reference) and the consistency error (the
+    delivered image area-downscaled against the GAN's image it came from, grey range [0, 1])."""
+    k = cfg.prdc.k
+    syn = patch_metrics(heldout, synthetic, cfg.patches, cfg.c2st, k, cfg.intervals, seed + 11)
+    ref = patch_metrics(heldout, train, cfg.patches, cfg.c2st, k, cfg.intervals, seed + 11)
+    out: dict = {"size": f"{heldout.shape[1]}x{heldout.shape[2]}", "patch": cfg.patches.size,
+                 "patches_per_class": syn["patches_per_class"], "images": syn["images"]}
+    for name, better in FULL_SIZE_METRICS.items():
+        key = name.removeprefix("patch_")
+        out[name] = {"value": syn[key]["value"], "reference": ref[key]["value"], "better": better, "kind": "quality",
+                     "interval": syn[key]["interval"], "reference_interval": ref[key]["interval"]}
+    s_syn, s_ref = swd(heldout, synthetic, cfg.swd, seed + 12), swd(heldout, train, cfg.swd, seed + 12)
+    out["swd_levels"] = {"value": s_syn["levels"], "reference": s_ref["levels"], "level_sizes": s_syn["level_sizes"],
+                         "better": "lower", "kind": "quality",
+                         "ratio": [a / b if b else float("inf") for a, b in zip(s_syn["levels"], s_ref["levels"])]}
+    h, w = lowres.shape[1:]
+    out["consistency_mae"] = {"value": float(np.abs(_downscale(synthetic, h, w) - lowres).mean()), "reference": 0.0,
+                              "better": "lower", "kind": "quality"}
+    return out
+
+
 # ----------------------------------------------------------------------------------------- running
 def evaluate_variant(cfg: EvaluateConfig, variant: str, variant_dir: Path, synthetic_dir: Path,
                      split: dict[str, list[str]], seed: int, workers: int = 1, inception=None) -> tuple[dict, list[dict], list[dict]]:
@@ -187,11 +228,13 @@ def evaluate_variant(cfg: EvaluateConfig, variant: str, variant_dir: Path, synth
     held_p, miss_h = _image_paths(images, held_ids, "held-out")
     syn_files = [r["file"] for r in read_seeds(synthetic_dir)]
     syn_p = [Path(synthetic_dir) / "png16" / name for name in syn_files]
+    full = (Path(synthetic_dir) / "sr.json").is_file()   # delivered at full size: whole images scaled down here
+    lowres_p = [Path(synthetic_dir) / "lowres" / name for name in syn_files]
 
     # memorisation: every synthetic image against every training image
     mem = cfg.memorisation
     d_train = load_many(train_p, workers, mem, f"{variant} train descriptors")
-    queries = load_many(held_p + syn_p, workers, mem, f"{variant} held-out + synthetic descriptors")
+    queries = load_many(held_p + (lowres_p if full else syn_p), workers, mem, f"{variant} held-out + synthetic descriptors")
     idx, dist = nearest(queries, d_train, mem)  # one pass: the training windows are built once
     idx_h, d_held, idx_s, dist_s = idx[:len(held_p)], dist[:len(held_p)], idx[len(held_p):], dist[len(held_p):]
     thr = threshold(d_held, mem)
@@ -208,10 +251,21 @@ def evaluate_variant(cfg: EvaluateConfig, variant: str, variant_dir: Path, synth
     heldout = load_many(_subsample(held_p, cfg.max_images, seed), workers, desc=f"{variant} held-out")
     train = load_many(_subsample(train_p, m, seed + 1), workers, desc=f"{variant} train")
     synthetic = load_many(_subsample(syn_p, m, seed + 2), workers, desc=f"{variant} synthetic")
+    delivered = synthetic
+    if full:
+        synthetic = _downscale(delivered, *heldout.shape[1:]).astype(np.float32)
     for name, arr in (("synthetic", synthetic), ("train", train)):
         if arr.shape[1:] != heldout.shape[1:]:
             raise ValueError(f"{variant}: {name} images are {arr.shape[1:]}, held-out real {heldout.shape[1:]}")
     metrics = compare(heldout, synthetic, train, cfg, seed, inception)
+    if full:
+        fimages = Path(variant_dir) / "images_full"
+        held_full = load_many(_subsample(_image_paths(fimages, held_ids, "held-out")[0], cfg.max_images, seed),
+                              workers, desc=f"{variant} held-out full size")
+        train_full = load_many(_subsample(_image_paths(fimages, split["train"], "train")[0], m, seed + 1), workers,
+                               desc=f"{variant} train full size")
+        lowres = load_many(_subsample(lowres_p, m, seed + 2), workers, desc=f"{variant} synthetic low-res")
+        metrics["full_size"] = full_size_metrics(held_full, delivered, train_full, lowres, cfg, seed)
     metrics["near_copy_share"] = {
         "value": float(np.mean(dist_s < thr)), "reference": float(np.mean(d_held < thr)),
         "better": "lower", "kind": "privacy", "threshold": thr, "flagged": int(np.sum(dist_s < thr)),

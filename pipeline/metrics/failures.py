@@ -75,3 +75,45 @@ def failure_sets(train: np.ndarray, unseen: np.ndarray, seed: int) -> dict[str, 
     out["brighter"] = unseen + 0.08
     assert tuple(out) == FAILURE_MODES
     return {k: np.clip(v, 0.0, 1.0).astype(np.float32) for k, v in out.items()}
+
+
+FULL_SIZE_MODES = ("blurred", "upscaled without detail", "ringing", "tiling seams", "repeated texture")
+
+
+def full_size_failures(unseen: np.ndarray, scale: int, seed: int) -> dict[str, np.ndarray]:
+    """{mode: (n, H, W) float32 in [0, 1]}: the failures of a super-resolution stage, made from
+    unseen real full-size images (H and W multiples of ``scale``):
+      * ``blurred``: Gaussian blur of ``scale / 2`` px;
+      * ``upscaled without detail``: area-downscaled by ``scale`` and bicubic-upscaled back;
+      * ``ringing``: the same through Lanczos, then sharpened until edges overshoot;
+      * ``tiling seams``: tiles of ``16 x scale`` px each shifted by a small random grey offset
+        (+-0.02) and moved by one pixel: the edges of tiles run without enough overlap;
+      * ``repeated texture``: the upscaled image plus one tile of the image's own fine detail
+        repeated over the whole image (a generator that learned one texture)."""
+    unseen = np.asarray(unseen, np.float32)
+    rng = np.random.default_rng(seed)
+    n, h, w = unseen.shape
+    small = [cv2.resize(im, (w // scale, h // scale), interpolation=cv2.INTER_AREA) for im in unseen]
+    up = np.stack([cv2.resize(s, (w, h), interpolation=cv2.INTER_CUBIC) for s in small])
+    lanczos = np.stack([cv2.resize(s, (w, h), interpolation=cv2.INTER_LANCZOS4) for s in small])
+    blur = lambda im, s: cv2.GaussianBlur(im, (0, 0), s)
+    out = {"blurred": np.stack([blur(im, scale / 2) for im in unseen]),
+           "upscaled without detail": up,
+           "ringing": np.stack([im + 1.5 * (im - blur(im, scale / 2)) for im in lanczos])}
+    t = 16 * scale
+    seams = unseen.copy()
+    for k in range(n):
+        for y in range(0, h, t):
+            for x in range(0, w, t):
+                tile = np.roll(unseen[k, y:y + t, x:x + t], 1, axis=int(rng.integers(0, 2)))
+                seams[k, y:y + t, x:x + t] = tile + rng.uniform(-0.02, 0.02)
+    out["tiling seams"] = seams
+    detail = unseen - up
+    rep = up.copy()
+    p = 8 * scale
+    for k in range(n):
+        y, x = int(rng.integers(h // 4, max(h // 4 + 1, 3 * h // 4 - p))), int(rng.integers(w // 4, max(w // 4 + 1, 3 * w // 4 - p)))
+        tile = detail[k, y:y + p, x:x + p]
+        rep[k] += np.tile(tile, (h // p + 1, w // p + 1))[:h, :w]
+    out["repeated texture"] = rep
+    return {k: np.clip(v, 0, 1).astype(np.float32) for k, v in out.items()}

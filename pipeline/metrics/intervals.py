@@ -46,6 +46,19 @@ def mean_interval(items: np.ndarray, cfg: IntervalConfig, seed: int) -> list[flo
     return _percentiles(items[idx].mean(axis=1), cfg.level)
 
 
+def group_mean_interval(items: np.ndarray, groups: np.ndarray, cfg: IntervalConfig, seed: int) -> list[float]:
+    """[lo, hi] of the mean of ``items`` when whole groups (the patches of one image) are resampled:
+    the patches of an image are not independent draws."""
+    items, groups = np.asarray(items, dtype=np.float64).ravel(), np.asarray(groups).ravel()
+    if items.size == 0 or items.size != groups.size:
+        raise ValueError(f"{items.size} items and {groups.size} group labels")
+    uniq, inv = np.unique(groups, return_inverse=True)
+    sums, counts = np.bincount(inv, items), np.bincount(inv)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(uniq), size=(cfg.resamples, len(uniq)))
+    return _percentiles(sums[idx].sum(axis=1) / counts[idx].sum(axis=1), cfg.level)
+
+
 def resample_interval(metric: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray,
                       estimate: float, resamples: int, level: float, seed: int) -> list[float]:
     """[lo, hi] of ``metric(a*, b*)`` over ``resamples`` draws of both sets with replacement, shifted

@@ -266,6 +266,8 @@ def render(metrics: dict, layout: Layout, nearest_csv: Path | None, audit: dict 
                        f"<td>{html.escape(str(e.get('better', '')))}</td><td class='{cls}'>{vd}</td>"
                        f"<td>{html.escape(blind)}</td></tr>")
         out.append("</table>")
+        if isinstance(m.get("full_size"), dict):
+            out += _full_size_section(layout, variant, split, info.get("heldout_splits", ["test"]), m["full_size"])
         curves = _curves(layout.model(variant) / "live")
         out.append("<h3>Training curves</h3>")
         out.append(f"<img alt='training curves of {html.escape(variant)}' src='{curves}'>" if curves
@@ -345,6 +347,68 @@ def _pictures(layout: Layout, variant: str, split: dict, heldout_splits: list[st
                        f"<td><img alt='training image' src='{image_data_uri(_tile([pngio.read_png16(tp)], 1))}'></td>"
                        f"<td>{float(r['distance']):.3g} / {float(r['threshold']):.3g}<br>{flag}</td></tr>")
         out.append("</table>")
+    return out
+
+
+FULL_SIZE_MEANINGS = {
+    "patch_c2st_accuracy": ("Classifier on full-resolution patches", "How often a small network tells synthetic from real "
+                            "patches at the delivered pixels (enamel, canals, bone texture); 0.5 = cannot tell."),
+    "patch_precision": ("Realistic patches", "Share of synthetic patches that land among real ones."),
+    "patch_recall": ("Patch variety", "Share of real patches some synthetic patch resembles."),
+    "patch_density": ("Patch density", "How crowded real patches are around the synthetic ones."),
+    "patch_coverage": ("Patch coverage", "Share of real patches with a synthetic patch nearby."),
+}
+
+
+def _crop(img: np.ndarray, side: int) -> np.ndarray:
+    """A 1:1 crop, ``side`` px, centred on the lower teeth (a little below the middle)."""
+    h, w = img.shape
+    side = min(side, h, w)
+    y = min(max(0, int(h * 0.58) - side // 2), h - side)
+    x = max(0, w // 2 - side // 2)
+    return img[y:y + side, x:x + side]
+
+
+def _full_size_section(layout: Layout, variant: str, split: dict, heldout_splits: list[str], fs: dict,
+                       n: int = 3, side: int = 192) -> list[str]:
+    out = [f"<h3>At the delivered size ({html.escape(str(fs.get('size')))})</h3>",
+           "<p class='note'>The GAN draws a small image; the super-resolution stage (learned from real training "
+           "radiographs only) adds the fine detail. These tests read "
+           f"{_fmt(fs.get('patches_per_class'))} random {_fmt(fs.get('patch'))}-pixel patches per set at full "
+           "resolution; the crops below are 1:1 (one image pixel per screen pixel).</p>",
+           "<table><tr><th>test</th><th>what it means</th><th>synthetic</th><th>real-vs-real reference</th>"
+           "<th>better</th><th>verdict</th></tr>"]
+    for name, (title, meaning) in FULL_SIZE_MEANINGS.items():
+        e = fs.get(name)
+        if not isinstance(e, dict):
+            continue
+        vd = verdict(e)
+        cls = {"as good as real": "good", "close to real": "close", "worse than real": "bad"}.get(vd, "")
+        out.append(f"<tr><td><b>{html.escape(title)}</b><br><code>{name}</code></td><td>{html.escape(meaning)}</td>"
+                   f"<td>{_fmt(e.get('value'))}{_interval(e.get('interval'))}</td>"
+                   f"<td>{_fmt(e.get('reference'))}{_interval(e.get('reference_interval'))}</td>"
+                   f"<td>{e.get('better', '')}</td><td class='{cls}'>{vd}</td></tr>")
+    sl = fs.get("swd_levels", {})
+    if sl:
+        levels = "; ".join(f"{sz}: {v:.3g} (ref {r:.3g})" for sz, v, r in zip(sl["level_sizes"], sl["value"], sl["reference"]))
+        out.append(f"<tr><td><b>Texture per scale</b><br><code>swd_levels</code></td><td>Sliced Wasserstein distance of "
+                   f"7x7 patches at each pyramid level, finest first.</td><td colspan='4'>{html.escape(levels)}</td></tr>")
+    c = fs.get("consistency_mae", {})
+    if c:
+        out.append(f"<tr><td><b>Consistency</b><br><code>consistency_mae</code></td><td>Mean absolute difference "
+                   f"(grey range 0-1) between the delivered image scaled back down and the GAN's image: the layout "
+                   f"stays the GAN's.</td><td colspan='4'>{_fmt(c.get('value'))}</td></tr>")
+    out.append("</table>")
+    held = sorted(p for s_ in heldout_splits for i in split.get(s_, [])
+                  if (p := layout.variant(variant) / "images_full" / f"{i}.png").exists())[:n]
+    syn = sorted((layout.synthetic(variant) / "png16").glob("*.png"))[:n]
+    if held and syn:
+        row = lambda paths: np.hstack([np.pad(_to8(_crop(pngio.read_float01(p), side)), 4, constant_values=255) for p in paths])
+        out.append("<div class='pair'>"
+                   f"<figure><figcaption>Real (held out), 1:1 crops</figcaption><img alt='real 1:1 crops' "
+                   f"src='{image_data_uri(row(held))}'></figure>"
+                   f"<figure><figcaption>Synthetic, 1:1 crops</figcaption><img alt='synthetic 1:1 crops' "
+                   f"src='{image_data_uri(row(syn))}'></figure></div>")
     return out
 
 

@@ -131,10 +131,18 @@ class Candidate:
     split: str      # val | test for real, "" for synthetic
 
 
+def delivered_scale(layout: Layout, variant: str) -> int:
+    """How much larger than the variant's frame the synthetic images are (their ``sr.json``; 1 without)."""
+    meta = layout.synthetic(variant) / "sr.json"
+    return int(json.loads(meta.read_text())["scale"]) if meta.is_file() else 1
+
+
 def real_candidates(cfg: ReaderStudyConfig, layout: Layout) -> list[Candidate]:
+    """Held-out real images at the size the synthetic ones are delivered at."""
     split = read_split(layout.split_csv)
     train = set(split.get("train", []))
-    images = layout.variant(cfg.variant) / "images"
+    full = delivered_scale(layout, cfg.variant) > 1
+    images = layout.variant(cfg.variant) / ("images_full" if full else "images")
     out, missing = [], []
     for s in cfg.splits:
         for iid in sorted(split.get(s, [])):
@@ -182,7 +190,8 @@ def content_box(layout: Layout, variant: str, real: list[Candidate]) -> tuple[in
         box = [max(box[0], x0), max(box[1], y0), min(box[2], x1), min(box[3], y1)]
     if box[2] - box[0] < 8 or box[3] - box[1] < 8:
         raise StudyError(f"the real images' common content box {box} is too small to show")
-    return tuple(box)
+    f = delivered_scale(layout, variant)
+    return tuple(v * f for v in box)
 
 
 def display_image(path: Path, box: tuple[int, int, int, int] | None) -> np.ndarray:

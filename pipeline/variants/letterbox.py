@@ -1,5 +1,7 @@
 """Stage ``letterbox@V``: every kept image (``full``: the cleaned image; ``teeth``: its crop) -> exactly
 V's height x width, plus the per-image transform (``pipeline/variants/geometry.py``) in ``transforms.csv``.
+With ``sr_scale`` on, also at the delivered size (``images_full/``: what the super-resolution stage
+learns from and the full-size evaluation compares with).
 
 Per image: optional percentile normalisation and CLAHE (cv2 on 16-bit, since albumentations' CLAHE
 breaks on uint16), then the albumentations resize (INTER_AREA when shrinking) and centred constant
@@ -8,6 +10,7 @@ padding (``pad_value``) on the 16-bit image, then a 16-bit PNG.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +78,20 @@ def fit(img: np.ndarray, variant: config.Variant, cfg: LetterboxConfig) -> tuple
     return pngio.to_float01(out), t
 
 
+def full_size(variant: config.Variant) -> config.Variant:
+    """The variant's geometry at its delivered size."""
+    h, w = variant.delivered
+    return dataclasses.replace(variant, height=h, width=w, sr_scale=0)
+
+
 def letterbox_one(image_id: str, src: Path, out_dir: Path, variant: config.Variant,
                   cfg: LetterboxConfig) -> dict:
     img = pngio.read_png16(src)
     out, t = fit(img, variant, cfg)
     pngio.write_png16(out_dir / f"{image_id}.png", out, cfg.png_compression)
+    if variant.sr_scale:
+        full, _ = fit(img, full_size(variant), cfg)
+        pngio.write_png16(out_dir.parent / "images_full" / f"{image_id}.png", full, cfg.png_compression)
     return t.row(image_id)
 
 
@@ -101,6 +113,8 @@ def run_letterbox(name: str, variant: config.Variant, cfg: LetterboxConfig, audi
     n = config.workers(workers)
     with atomic.directory(Path(out_root) / name) as tmp:
         (tmp / "images").mkdir()
+        if variant.sr_scale:
+            (tmp / "images_full").mkdir()
         jobs = [(iid, images / f"{iid}.png", tmp / "images", variant, cfg) for iid in ids]
         rows = list(workpool.imap(letterbox_one, jobs, n, f"letterbox {name}", progress))
         rows.sort(key=lambda r: r["image_id"])

@@ -37,7 +37,8 @@ def test_every_layout_path_is_one_dvc_yaml_declares(repo_root):
     lay = Layout()
     paths = {name: getattr(lay, name) for name in dir(Layout)
              if isinstance(getattr(Layout, name), property) and name != "lock"}  # dvc.lock: DVC's own record
-    paths |= {"variant": lay.variant("${key}"), "synthetic": lay.synthetic("${key}"), "model": lay.model("${key}")}
+    paths |= {"variant": lay.variant("${key}"), "synthetic": lay.synthetic("${key}"), "model": lay.model("${key}"),
+              "sr_model": lay.sr_model("${key}")}
     assert len(paths) >= 20
     for name, p in paths.items():
         p = p.as_posix()

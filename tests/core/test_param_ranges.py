@@ -30,8 +30,9 @@ def _sections() -> dict[str, type]:
     from pipeline.release.release import ReleaseConfig
     from pipeline.variants.letterbox import LetterboxConfig
     from pipeline.variants.split import SplitConfig
+    from pipeline.sr.train import SRConfig
 
-    return {"phantoms": PhantomsConfig, "ingest": IngestConfig, "audit": AuditConfig, "crop": CropConfig,
+    return {"train_sr": SRConfig, "phantoms": PhantomsConfig, "ingest": IngestConfig, "audit": AuditConfig, "crop": CropConfig,
             "letterbox": LetterboxConfig, "split": SplitConfig, "train": TrainConfig, "generate": GenerateConfig,
             "evaluate": EvaluateConfig, "release": ReleaseConfig, "reader_study": ReaderStudyConfig}
 
