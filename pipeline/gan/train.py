@@ -264,8 +264,40 @@ def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, ne
     return 0, []
 
 
+def non_finite(tree: Any, where: str = "") -> list[str]:
+    """Names of the floating-point tensors in ``tree`` (nested dicts and lists) holding a NaN or an
+    infinity; one host sync for all of them."""
+    named: list[tuple[str, torch.Tensor]] = []
+
+    def walk(x: Any, name: str) -> None:
+        if torch.is_tensor(x):
+            if x.is_floating_point():
+                named.append((name, x))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{name}[{i}]")
+
+    walk(tree, where)
+    if not named:
+        return []
+    finite = torch.stack([t.isfinite().all().to(named[0][1].device) for _, t in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
 def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fingerprint: dict,
           resumes: list[dict], cfg: TrainConfig, rt: Runtime, variant: str) -> None:
+    """Every rank checks the (replicated) state before anything is written: a NaN or infinity in
+    any weight, EMA, buffer or optimiser moment stops the run, so no checkpoint ever holds one
+    (losses are read only every ``log_every`` steps, and the EMA enters no loss at all)."""
+    nets_state = nets.state_dict()
+    bad = non_finite(nets_state)
+    if bad:
+        raise FloatingPointError(f"[train] {variant}: non-finite state at step {step}, not saved "
+                                 f"({len(bad)} tensor(s): {', '.join(bad[:5])}); the newest checkpoint "
+                                 f"is the last finite one")
     rng = checkpoint.rng_state(rt.device, data_gen)
     if rt.world > 1:
         all_rng: list = [None] * rt.world
@@ -273,7 +305,7 @@ def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fing
     else:
         all_rng = [rng]
     if rt.main:
-        state = {"step": step, **nets.state_dict(), "rng": all_rng, "fingerprint": fingerprint,
+        state = {"step": step, **nets_state, "rng": all_rng, "fingerprint": fingerprint,
                  "world": rt.world, "device": rt.device.type, "resumes": resumes, "variant": variant}
         checkpoint.save(ckpt_dir, step, state, cfg.keep_checkpoints)
     rt.barrier()

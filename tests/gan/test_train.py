@@ -316,3 +316,24 @@ def test_the_per_pixel_layout_learns_at_layout_lr(dataset, tmp_path):
     # Adam (beta1 0, beta2 0.9) moves a weight by at most lr / sqrt(1 - 0.9) = 3.2 lr a step
     assert moved["offset"] <= 3 * 3.2 * 1e-5 and moved["basis"] <= 3 * 3.2 * 1e-5
     assert moved["fc.weight"] >= 1e-3
+
+
+def test_a_non_finite_state_is_never_saved(dataset, tmp_path):
+    """A NaN between two log steps (checkpoint_every not a multiple of log_every), here in the EMA
+    generator, which no loss reads: the checkpoint step refuses to write it, so no later run can
+    resume (or export) a poisoned state."""
+    out = tmp_path / "m"
+    cfg = TrainConfig(steps=4, **{**TINY, "checkpoint_every": 1, "log_every": 100})
+
+    def on_step(step, ema_model):
+        if step == 1:
+            with torch.no_grad():
+                for p in ema_model.parameters():
+                    p.fill_(float("nan"))
+        return False
+
+    with pytest.raises(FloatingPointError, match="non-finite .*step 2"):
+        run(cfg, out, dataset, on_step=on_step, live=False)
+    assert [s for s, _ in checkpoints(out / "checkpoints")] == [1]
+    state = torch.load(out / "checkpoints" / "step_0000001.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["ema"]["model"].values() if v.is_floating_point())
