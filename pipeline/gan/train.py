@@ -23,7 +23,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import math
 import os
 import shutil
@@ -91,6 +93,8 @@ class TrainConfig:
     data_on_device_gb: float = param(8.0, ge=0)   # keep the train set on the GPU when it is at most this big
     tf32: bool = True                # CUDA: fp32 matmuls/convolutions (penalty, amp off) in TF32
     gpus: int | Literal["auto"] = param("auto", ge=0)   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"   # auto: NCCL on CUDA, gloo on the CPU; gloo: several ranks on one GPU (checks)
+    critic_concat: bool = False      # real and fake through the critic in one forward (the same maths, other rounding)
     cpu_threads: int = param(1, ge=0)   # CPU: torch threads in all (0: every core); sets the float rounding
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -137,7 +141,7 @@ class TrainConfig:
 # device, processes and speed settings; logging; the length of the run)
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "sample_count", "checkpoint_every",
                   "keep_checkpoints", "device", "channels_last", "compile", "data_on_device_gb",
-                  "tf32", "gpus", "cpu_threads", "overrides"}
+                  "tf32", "gpus", "cpu_threads", "dist_backend", "critic_concat", "overrides"}
 
 
 @dataclasses.dataclass
@@ -199,15 +203,16 @@ class Batches:
     """Real batches of ``local_batch`` images, drawn with replacement by ``generator`` (on the
     data's device, so that drawing never copies indices from the host), flipped at random.
 
-    A train set kept in pinned host memory (too big for ``data_on_device_gb``) is indexed into a
-    pinned batch buffer, so that its ``non_blocking`` copy really is asynchronous (indexing a pinned
-    tensor returns pageable memory). Each batch takes a fresh buffer from torch's caching host
-    allocator, which reuses a buffer only once the copy that read it has completed."""
+    A train set left in host memory (too big for ``data_on_device_gb``; pageable, never pinned as a
+    whole: the pinned allocator rounds up to a power of two, 9 GB would pin 16 GB per rank) is
+    indexed into a pinned batch buffer, so that its ``non_blocking`` copy really is asynchronous.
+    Each batch takes a fresh buffer from torch's caching host allocator, which reuses a buffer only
+    once the copy that read it has completed."""
 
     def __init__(self, data: torch.Tensor, local_batch: int, generator: torch.Generator, hflip: bool,
                  rt: Runtime) -> None:
         self.data, self.n, self.generator, self.hflip, self.rt = data, local_batch, generator, hflip, rt
-        self.pinned = data.device.type == "cpu" and rt.device.type == "cuda" and data.is_pinned()
+        self.pinned = data.device.type == "cpu" and rt.device.type == "cuda"   # the batch buffer
 
     def __call__(self) -> torch.Tensor:
         data, dev = self.data, self.rt.device
@@ -225,16 +230,80 @@ class Batches:
         return x.contiguous(memory_format=self.rt.memory_format)
 
 
+def place_train_set(data: torch.Tensor, rt: Runtime, on_device_gb: float) -> torch.Tensor:
+    """The train set on the GPU when it is at most ``on_device_gb``; else where it is, in pageable
+    host memory (:class:`Batches` copies each batch through a pinned buffer)."""
+    if rt.device.type == "cuda" and data.numel() * data.element_size() <= on_device_gb * 1e9:
+        return data.to(rt.device)
+    return data
+
+
+def _from_rank0(rt: Runtime, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a picklable object)."""
+    if rt.world == 1:
+        return value
+    box = [value if rt.main else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _all_ranks(rt: Runtime, ok: bool) -> bool:
+    """Whether ``ok`` holds on every rank."""
+    if rt.world == 1:
+        return ok
+    flag = torch.tensor([int(ok)], device=rt.device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def lock_run(out_dir: Path) -> int | None:
+    """An exclusive ``flock`` on the folder ``out_dir`` (no lock file among DVC's outputs): the
+    descriptor holding it, or None when another process holds it. The kernel drops the lock when the
+    holder dies, however it dies."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, nets: Nets,
             data_gen: torch.Generator, seed: int, rt: Runtime, variant: str) -> tuple[int, list[dict]]:
     """Load the newest checkpoint of this run into ``nets`` and the RNGs, whatever the launch that
     wrote it; returns (its step, the resume history to record); (0, []) for a fresh run. Only
-    checkpoints of another config, seed, data or code are removed (that is another run)."""
-    existing = checkpoints(ckpt_dir)
-    if existing:
-        _, last = existing[-1]
-        state = checkpoint.load(last)
-        if state.get("fingerprint") == fingerprint:
+    checkpoints of another config, seed, data or code are removed (that is another run).
+
+    Rank 0 alone lists the folder and decides; every rank loads the file it names, and all fail
+    together if any cannot read it (ranks on other nodes, or a stale view of a shared folder, would
+    otherwise pick other steps, average the gradients of different models, and hang)."""
+    state: dict | None = None
+    decision: dict = {"resume": None}
+    if rt.main:
+        existing = checkpoints(ckpt_dir)
+        if existing:
+            _, last = existing[-1]
+            state = checkpoint.load(last)
+            decision = {"resume": last.name, "step": int(state.get("step", -1)),
+                        "match": state.get("fingerprint") == fingerprint}
+    decision = _from_rank0(rt, decision)
+    if decision["resume"] is not None:
+        last = ckpt_dir / decision["resume"]
+        if decision["match"]:
+            if not rt.main:
+                try:
+                    state = checkpoint.load(last)
+                except (OSError, RuntimeError, EOFError) as e:
+                    print(f"[train] {variant}: rank {rt.rank} cannot read {last}: {e}", file=sys.stderr)
+                    state = None
+            ok = state is not None and int(state.get("step", -1)) == decision["step"] and \
+                state.get("fingerprint") == fingerprint
+            if not _all_ranks(rt, ok):
+                raise RuntimeError(f"[train] {variant}: rank 0 chose {last} but not every rank reads that "
+                                   f"checkpoint there (a folder not shared by all ranks, or a stale view of it)")
+            assert state is not None
             nets.load_state_dict(state)
             rule = checkpoint.resume_rng(state, seed, rt.rank, rt.world, rt.device, data_gen)
             step = int(state["step"])
@@ -248,6 +317,7 @@ def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, ne
             rt.barrier()
             return step, [*state.get("resumes", []), resume]
         if rt.main:
+            assert state is not None
             differ = sorted(k for k in fingerprint if state.get("fingerprint", {}).get(k) != fingerprint[k])
             if "config" in differ:
                 old = state["fingerprint"]["config"]
@@ -327,14 +397,37 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     training step after this process's first runs under ``torch.cuda.set_sync_debug_mode`` (logging
     and checkpoints excluded). None of them changes the maths; the thread count changes float
     rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
+
+    One run at a time per ``out_dir``: rank 0 holds a lock on the folder (:func:`lock_run`) for the
+    whole run, and a second run into it (another ``dvc repro``, orphaned workers of a killed one)
+    stops with an error on every rank before it touches anything. The process group that the
+    runtime started is ended on the way out.
     """
     rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, cfg.cpu_threads if threads is None else threads,
-                       tf32=cfg.tf32)
+                       tf32=cfg.tf32, backend=cfg.dist_backend)
     out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        stack.callback(rt.close)
+        if cfg.batch % rt.world:
+            raise ValueError(f"train.batch {cfg.batch} (the global batch) is not divisible by the {rt.world} "
+                             f"processes: launch a divisor of it (train.gpus); resuming needs the same train.batch")
+        fd = lock_run(out_dir) if rt.main else -1
+        if fd is not None and fd >= 0:
+            stack.callback(os.close, fd)
+        if not _from_rank0(rt, fd is not None):
+            raise RuntimeError(f"[train] {variant}: another training run holds {out_dir} (still running, or "
+                               f"the orphaned workers of a killed one): stop it before starting this one")
+        return _train(cfg, variant, height, width, seed, images_dir, split_csv, out_dir, rt,
+                      stop_after=stop_after, images=images, progress=progress, live=live,
+                      sync_debug=sync_debug, on_step=on_step)
+    raise AssertionError("unreachable")
+
+
+def _train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
+           split_csv: str | os.PathLike, out_dir: Path, rt: Runtime, *, stop_after: int | None,
+           images: torch.Tensor | None, progress: bool, live: bool, sync_debug: Literal["warn", "error"] | None,
+           on_step: Callable[[int, torch.nn.Module], bool] | None) -> dict:
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"
-    if cfg.batch % rt.world:
-        raise ValueError(f"train.batch {cfg.batch} (the global batch) is not divisible by the {rt.world} "
-                         f"processes: launch a divisor of it (train.gpus); resuming needs the same train.batch")
     local_batch = cfg.batch // rt.world
 
     if images is None:
@@ -347,10 +440,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     G_run = torch.compile(G) if cfg.compile else G
     D_run = torch.compile(D) if cfg.compile else D   # the penalty's double backward uses eager D
 
-    # the train set on the device when it fits
-    if rt.device.type == "cuda":
-        data = data.to(rt.device) if data.numel() * data.element_size() <= cfg.data_on_device_gb * 1e9 \
-            else data.pin_memory()
+    data = place_train_set(data, rt, cfg.data_on_device_gb)
 
     # per-rank randomness: noise, augmentation, flips (global RNGs) and batch sampling (data_gen)
     checkpoint.seed_all(seed + 1 + rt.rank)
