@@ -520,7 +520,7 @@ def _train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, i
     bar.close()
 
     if rt.world > 1:
-        runtime.check_replicas(G, D)
+        runtime.check_replicas(G, D, nets.ema.model)
     finished = step >= cfg.steps
     if finished and rt.main:
         export_generator(out_dir / "generator.pt", nets.ema.model, cfg.model_config(), step=step, variant=variant)
