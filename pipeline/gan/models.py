@@ -240,10 +240,12 @@ class ResNetCritic(nn.Module):
         self.mbstd = cfg.critic_mbstd
         self.fc = nn.Linear((ch[n - 1] + int(self.mbstd)) * h0 * w0, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        """Scores of ``x``; ``parts`` > 1: ``x`` is that many batches concatenated (real and fake in
+        one forward), and the minibatch standard deviation is taken within each, as in separate passes."""
         h = F.relu(self.blocks(x))
         if self.mbstd:
-            h = minibatch_std(h)
+            h = minibatch_std(h) if parts == 1 else torch.cat([minibatch_std(c) for c in h.chunk(parts)])
         return self.fc(h.flatten(1)).flatten()
 
 
@@ -310,8 +312,8 @@ class BaselineCritic(nn.Module):
         self.net = nn.Sequential(*layers)
         _dcgan_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        return self.net(x).flatten()   # per-sample normalisation (InstanceNorm): parts need no care
 
 
 # ------------------------------------------------------------------------------------- factories

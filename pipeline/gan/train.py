@@ -476,7 +476,11 @@ def _train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, i
                     fake = G_run(z)
                 with autocast():
                     real_a, fake_a = aug(real), aug(fake)
-                    loss_w, w = critic_loss(D_run(real_a), D_run(fake_a))
+                    if cfg.critic_concat:   # one forward of both halves (per-sample maths, other rounding)
+                        d_real, d_fake = D_run(torch.cat([real_a, fake_a]), parts=2).chunk(2)
+                    else:
+                        d_real, d_fake = D_run(real_a), D_run(fake_a)
+                    loss_w, w = critic_loss(d_real, d_fake)
                 gp, _ = gradient_penalty(D, real_a, fake_a)
                 loss_d = loss_w + cfg.gp_lambda * gp
                 nets.opt_d.zero_grad(set_to_none=True)

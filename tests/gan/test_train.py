@@ -374,3 +374,12 @@ def test_a_host_train_set_is_never_pinned_whole(monkeypatch):
     assert place_train_set(data, Runtime(torch.device("cpu"), 0, 1, False, False), on_device_gb=8.0) is data
     batches = Batches(data, 2, torch.Generator(), False, cuda)
     assert batches.pinned                                  # pageable source, pinned batch buffer
+
+
+def test_critic_concat_trains_as_the_two_forwards_do(dataset, tmp_path):
+    """The speed option (real and fake through the critic in one forward): the same losses as the
+    default two forwards, to float rounding, after a few steps."""
+    a = run(TrainConfig(steps=2, **TINY), tmp_path / "two", dataset, live=False)
+    b = run(TrainConfig(steps=2, critic_concat=True, **TINY), tmp_path / "one", dataset, live=False)
+    for key in ("loss_d", "loss_g", "wasserstein", "gp"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
