@@ -87,7 +87,7 @@ class TrainConfig:
     keep_checkpoints: int = param(2, ge=1)
     # speed (do not change the maths, except amp's rounding)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "bf16", "off"] = "auto"      # auto: bf16 on CUDA, off on CPU
+    amp: Literal["auto", "bf16", "off"] = "auto"      # auto: bf16 on CUDA of compute capability >= 8.0, else off
     channels_last: Literal["auto", "on", "off"] = "auto"   # auto: on CUDA only
     compile: bool = False
     data_on_device_gb: float = param(8.0, ge=0)   # keep the train set on the GPU when it is at most this big
