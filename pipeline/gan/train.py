@@ -19,7 +19,10 @@
   itself, :mod:`pipeline.gan.launch`, so ``dvc repro`` is the multi-GPU run): each rank draws its own
   ``batch / N`` images and noise; gradients are averaged across ranks with one all-reduce per
   optimiser step (the DistributedDataParallel semantics, done by hand because DDP's hooks do not
-  support the penalty's double backward). NCCL on CUDA, gloo on CPU.
+  support the penalty's double backward); the generator's BatchNorm uses the global batch's
+  statistics (:class:`pipeline.gan.models.BatchNorm`), so the maths does not depend on the number of
+  processes. NCCL on CUDA, gloo on CPU. Rank 0 decides the resume; one run at a time per
+  ``models/<V>`` (a lock on the folder); no checkpoint ever holds a NaN or an infinity.
 """
 from __future__ import annotations
 
