@@ -8,10 +8,13 @@ its peak memory is its own.
   (the first half warms up: allocator, cuDNN autotuning, torch.compile).
 - peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the process's peak resident
   set (``ru_maxrss``) minus its resident set just before training (imports and data excluded).
+- "fp32" rows are IEEE fp32 (``tf32: false``: on CUDA the fp32 matmuls and convolutions would
+  otherwise run in TF32); "critic_concat": real and fake through the critic in one forward.
 
     python -m bench.train                      # CPU: 64x64 and 128x128, batch 8
     python -m bench.train --device cuda        # GPU: 128x128 and 256x256 at batch 64, plus the
                                                # baseline at features 256, 256x256, batch 64
+    python -m bench.train --configs "ours,ours + critic_concat"   # only these rows (and the baseline)
 """
 from __future__ import annotations
 
@@ -32,8 +35,10 @@ def _configs(device: str, sizes: list[tuple[int, int]], batch: int, n_critic: in
                   checkpoint_every=10**6, keep_checkpoints=1, device=device)
     runs = []
     for h, w in sizes:
-        runs.append({"name": "baseline fp32", "h": h, "w": w, "baseline": True, "cfg": common})
+        runs.append({"name": "baseline fp32", "h": h, "w": w, "baseline": True, "cfg": {**common, "tf32": False}})
         runs.append({"name": "ours", "h": h, "w": w, "baseline": False, "cfg": {**OURS, **common}})
+        runs.append({"name": "ours + critic_concat", "h": h, "w": w, "baseline": False,
+                     "cfg": {**OURS, **common, "critic_concat": True}})
         if device == "cpu":   # bf16 autocast on the CPU, for information (auto leaves it off there)
             runs.append({"name": "ours bf16", "h": h, "w": w, "baseline": False,
                          "cfg": {**OURS, **common, "amp": "bf16"}})
@@ -44,7 +49,7 @@ def _configs(device: str, sizes: list[tuple[int, int]], batch: int, n_critic: in
         # the earlier attempt's architecture at twice its widest run, with our training loop's speed
         # settings (bf16, channels_last), and as it ran (fp32)
         for name, extra in (("baseline f256 bf16", {"amp": "bf16", "channels_last": "on"}),
-                            ("baseline f256 fp32", {})):
+                            ("baseline f256 fp32", {"tf32": False})):
             runs.append({"name": name, "h": 256, "w": 256, "baseline": True,
                          "cfg": {**common, "batch": 64, "features": 256, **extra}})
     return runs
@@ -102,6 +107,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default 1 on the CPU: on a shared machine, OpenMP barriers "
                          "across descheduled threads dominate small ops; 0 = torch's default)")
+    ap.add_argument("--configs", default=None,
+                    help="comma-separated row names to run (the baseline fp32 rows always run: the reference)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -114,7 +121,10 @@ def main() -> None:
     steps = args.steps or (40 if cuda else 6)
     rows = []
     threads = (0 if cuda else 1) if args.threads is None else args.threads
+    wanted = None if args.configs is None else {c.strip() for c in args.configs.split(",")} | {"baseline fp32"}
     for spec in _configs(args.device, sizes, batch, args.n_critic, steps):
+        if wanted is not None and spec["name"] not in wanted:
+            continue
         spec["threads"] = threads
         r = subprocess.run([sys.executable, "-m", "bench.train", "--one", json.dumps(spec)],
                            capture_output=True, text=True)

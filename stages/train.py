@@ -14,7 +14,7 @@ def main(params: dict, name: str) -> None:
     variant = config.variant(name, params)
     cfg = config.stage_config("train", TrainConfig, params).for_variant(name, config.variants(params))
     if not launch.under_torchrun():
-        nproc = launch.processes(cfg.gpus, cfg.device)
+        nproc = launch.processes(cfg.gpus, cfg.device, batch=cfg.batch)
         if nproc > 1:
             launch.exec_torchrun(nproc, ["-m", "stages.train", name])
     lay = Layout()

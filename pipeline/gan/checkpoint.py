@@ -127,7 +127,12 @@ def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
     """``opt.load_state_dict(state)`` that keeps ``opt``'s own implementation (fused on CUDA,
     foreach on the CPU) and puts the ``step`` counters where that implementation wants them: a
     checkpoint written on another device would otherwise bring its flags along (fused Adam on a
-    CPU-resumed run, foreach on a GPU one) with step counters on the wrong device."""
+    CPU-resumed run, foreach on a GPU one) with step counters on the wrong device.
+
+    The per-parameter moments take their parameter's memory layout (strides): a checkpoint of a
+    contiguous run resumed with ``channels_last`` parameters would otherwise keep contiguous
+    moments, which CUDA's fused Adam refuses and the CPU's fused kernel silently misreads (it
+    walks both tensors' storage in the same order)."""
     impl = [{k: g[k] for k in ("fused", "foreach", "capturable") if k in g} for g in opt.param_groups]
     opt.load_state_dict(state)
     for group, kept in zip(opt.param_groups, impl):
@@ -135,6 +140,10 @@ def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
         on_device = bool(group.get("fused") or group.get("capturable"))
         for p in group["params"]:
             st = opt.state.get(p, {})
+            for key, value in st.items():
+                if key != "step" and torch.is_tensor(value) and value.shape == p.shape \
+                        and (value.stride() != p.stride() or value.device != p.device):
+                    st[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)   # p's strides and device
             if torch.is_tensor(st.get("step")):
                 st["step"] = st["step"].to(device=p.device if on_device else "cpu", dtype=torch.float32)
 

@@ -6,8 +6,10 @@
 is the DVC stage itself (same command, deps, outs and lock). ``exec`` rather than a child process:
 signals (Ctrl-C, a kill of the job) and the exit code are torchrun's own.
 
-- ``gpus: auto``: every visible GPU (``CUDA_VISIBLE_DEVICES`` narrows them), 1 without CUDA;
-- ``gpus: 0`` or ``1``: one process; ``N``: N processes, an error if fewer GPUs are visible;
+- ``gpus: auto``: the most visible GPUs (``CUDA_VISIBLE_DEVICES`` narrows them) whose count
+  divides the global ``train.batch`` (8 on 6 GPUs: 4), said before the exec; 1 without CUDA;
+- ``gpus: 0`` or ``1``: one process; ``N``: N processes, an error (before any exec) if fewer GPUs
+  are visible or N does not divide the batch;
 - on the CPU (``device: cpu`` or no CUDA): always one process (gloo runs are for tests: start
   torchrun by hand).
 
@@ -27,8 +29,9 @@ from pipeline.core.config import ConfigError
 TORCHRUN_ENV = ("TORCHELASTIC_RUN_ID", "LOCAL_RANK")   # set by torchrun in the processes it starts
 
 
-def processes(gpus: int | str, device: str, visible: int | None = None) -> int:
-    """The number of training processes for ``train.gpus`` and ``train.device``."""
+def processes(gpus: int | str, device: str, visible: int | None = None, *, batch: int) -> int:
+    """The number of training processes for ``train.gpus``, ``train.device`` and the global
+    ``train.batch`` (every rank draws ``batch / N`` images)."""
     if visible is None:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if device == "cpu" or visible == 0:
@@ -36,11 +39,18 @@ def processes(gpus: int | str, device: str, visible: int | None = None) -> int:
             raise RuntimeError("train.device is cuda but no CUDA device is available")
         return 1
     if gpus == "auto":
-        return visible
+        n = max(k for k in range(1, visible + 1) if batch % k == 0)
+        if n < visible:
+            print(f"[train] gpus: auto: {n} of the {visible} visible GPUs (the most that divide train.batch "
+                  f"{batch})", flush=True)
+        return n
     n = max(1, int(gpus))
     if n > visible:
         raise ConfigError(f"train.gpus is {gpus} but {visible} GPU(s) are visible: set train.gpus to at "
                            f"most {visible} (or auto)")
+    if batch % n:
+        raise ConfigError(f"train.gpus is {gpus} but the global train.batch {batch} is not divisible by it: "
+                          f"set train.gpus to a divisor of {batch} (or auto)")
     return n
 
 

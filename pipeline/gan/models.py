@@ -27,6 +27,7 @@ import os
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -69,6 +70,40 @@ def start_grid(height: int, width: int, min_side: int = 4) -> tuple[int, int, in
     return h, w, n
 
 
+# ------------------------------------------------------------------------------------ batch norm
+class BatchNorm(nn.BatchNorm2d):
+    """The generators' BatchNorm: with one process exactly ``nn.BatchNorm2d``; in training with
+    several ranks (torchrun) it normalises by the statistics of the *global* batch, summed over the
+    ranks with an all-reduce that autograd differentiates through, so the maths (outputs, gradients,
+    running statistics) does not depend on the number of processes beyond float rounding, and the
+    running statistics (hence the exported EMA generator) are the same on every rank.
+
+    ``nn.SyncBatchNorm`` does the same on GPUs only (it refuses CPU tensors, so gloo tests could
+    not run it); every rank must hold the same number of samples (the trainer's ``batch / N``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce   # autograd-aware
+
+        world = dist.get_world_size()
+        xf = x.float()
+        count = xf.numel() // xf.shape[1] * world
+        mean = all_reduce(xf.sum(dim=(0, 2, 3))) / count          # two passes: no E[x^2] - E[x]^2
+        centred = xf - mean.view(1, -1, 1, 1)
+        var = all_reduce(centred.square().sum(dim=(0, 2, 3))) / count
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * (count / max(count - 1, 1)), m)   # unbiased, as torch
+        y = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y.to(x.dtype)
+
+
 # ---------------------------------------------------------------------------------------- resnet
 class _GBlock(nn.Module):
     """BN-ReLU-Up-Conv3-BN-ReLU-Conv3, shortcut Up-Conv1."""
@@ -76,7 +111,7 @@ class _GBlock(nn.Module):
     def __init__(self, cin: int, cout: int, upsample: str = "nearest") -> None:
         super().__init__()
         self.mode = upsample
-        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.bn1, self.bn2 = BatchNorm(cin), BatchNorm(cout)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1)
@@ -134,7 +169,7 @@ class ResNetGenerator(nn.Module):
         ch = _widths(cfg, n)
         self.fc = nn.Linear(cfg.z_dim, ch[0] * self.h0 * self.w0)
         self.blocks = nn.Sequential(*[_GBlock(ch[i], ch[i + 1], cfg.upsample) for i in range(n)])
-        self.out_bn = nn.BatchNorm2d(ch[-1])
+        self.out_bn = BatchNorm(ch[-1])
         self.out = nn.Conv2d(ch[-1], 1, 3, padding=1)
         self.offset = nn.Parameter(torch.zeros(1, 1, height, width))
         self.k = cfg.layout_basis
@@ -205,10 +240,12 @@ class ResNetCritic(nn.Module):
         self.mbstd = cfg.critic_mbstd
         self.fc = nn.Linear((ch[n - 1] + int(self.mbstd)) * h0 * w0, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        """Scores of ``x``; ``parts`` > 1: ``x`` is that many batches concatenated (real and fake in
+        one forward), and the minibatch standard deviation is taken within each, as in separate passes."""
         h = F.relu(self.blocks(x))
         if self.mbstd:
-            h = minibatch_std(h)
+            h = minibatch_std(h) if parts == 1 else torch.cat([minibatch_std(c) for c in h.chunk(parts)])
         return self.fc(h.flatten(1)).flatten()
 
 
@@ -241,10 +278,10 @@ class BaselineGenerator(nn.Module):
         f = cfg.features
         widths = [f * 16 // 2 ** i if f * 16 // 2 ** i >= f * 2 else f * 2 for i in range(n)]
         layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.z_dim, widths[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+                                   BatchNorm(widths[0]), nn.ReLU(True)]
         for i in range(n - 1):
             layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(widths[i + 1]), nn.ReLU(True)]
+                       BatchNorm(widths[i + 1]), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.side = side
@@ -275,8 +312,8 @@ class BaselineCritic(nn.Module):
         self.net = nn.Sequential(*layers)
         _dcgan_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        return self.net(x).flatten()   # per-sample normalisation (InstanceNorm): parts need no care
 
 
 # ------------------------------------------------------------------------------------- factories

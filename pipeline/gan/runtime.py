@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
+import signal
+import sys
 from typing import Any, Callable, ContextManager
 
 import torch
@@ -23,6 +26,7 @@ class Runtime:
     amp: bool
     channels_last: bool
     tf32: bool = False    # fp32 matmuls and convolutions in TF32 (CUDA only; never on the CPU)
+    owns_group: bool = False   # setup() started the process group: close() ends it
 
     @property
     def main(self) -> bool:
@@ -40,6 +44,12 @@ class Runtime:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def close(self) -> None:
+        """End the process group this runtime started (NCCL warns, and may hang at exit, without)."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
 
     def sync_guard(self, mode: str | None) -> Callable[[bool], ContextManager[Any]]:
         """``guard(active)``: a context in which CUDA ops that make the host wait for the device
@@ -61,12 +71,21 @@ class Runtime:
         return guard
 
 
-def setup(device: str, amp: str, channels_last: str, threads: int | None = None, tf32: bool = False) -> Runtime:
-    """The process's runtime from the config's ``device``, ``amp``, ``channels_last`` and ``tf32``
-    and torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (absent: one process)."""
+def setup(device: str, amp: str, channels_last: str, threads: int | None = None, tf32: bool = False,
+          backend: str = "auto") -> Runtime:
+    """The process's runtime from the config's ``device``, ``amp``, ``channels_last``, ``tf32`` and
+    ``dist_backend`` and torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (absent: one process).
+
+    ``amp: auto`` is bf16 on CUDA cards of compute capability 8.0 and up (Ampere+); older cards
+    (V100, T4) emulate bf16 slowly, so they stay in fp32 unless ``amp: bf16`` asks. A process that
+    torchrun started dies with its parent (:func:`die_with_parent`). ``backend`` ``auto`` is NCCL on
+    CUDA and gloo on the CPU; ``gloo`` on CUDA lets several processes share one GPU (checks only:
+    NCCL refuses two ranks on one device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    if "TORCHELASTIC_RUN_ID" in os.environ:   # one of torchrun's workers
+        die_with_parent()
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is cuda but no CUDA device is available")
@@ -76,25 +95,63 @@ def setup(device: str, amp: str, channels_last: str, threads: int | None = None,
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
+    owns_group = False
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        name = backend if backend != "auto" else ("nccl" if use_cuda else "gloo")
+        kwargs: dict[str, Any] = {"backend": name}
+        # device_id binds the group to this rank's GPU (NCCL: eager init, no guessed device in barrier)
+        if use_cuda and name == "nccl" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+            kwargs["device_id"] = dev
+        dist.init_process_group(**kwargs)
+        owns_group = True
     if not use_cuda and (threads is not None or world > 1):
         torch.set_num_threads(cpu_threads(threads, world))
-    use_amp = amp == "bf16" or (amp == "auto" and use_cuda)
+    use_amp = amp == "bf16" or (amp == "auto" and use_cuda and bf16_fast(dev))
     cl = channels_last == "on" or (channels_last == "auto" and use_cuda)
     if use_cuda:
         torch.backends.cudnn.benchmark = True
         set_tf32(tf32)
-    return Runtime(dev, rank, world, use_amp, cl, tf32=use_cuda and tf32)
+    return Runtime(dev, rank, world, use_amp, cl, tf32=use_cuda and tf32, owns_group=owns_group)
+
+
+def bf16_fast(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA compute capability 8.0 or higher."""
+    return device.type == "cuda" and tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies. torchrun starts its workers in their own
+    sessions, so a ``kill -9`` of the stage (torchrun) would otherwise leave them training (and
+    writing into ``models/<V>``) as orphans. If the parent is already gone, exit now."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:   # the parent died before the prctl: no signal will come
+        os._exit(1)
 
 
 def set_tf32(on: bool) -> None:
     """fp32 matmuls (cuBLAS) and convolutions (cuDNN) in TF32 or in IEEE fp32. Set both explicitly:
     torch's defaults differ (convolutions TF32, matmuls not). Only the new API, never mixed with
-    ``allow_tf32`` (torch refuses the mix)."""
+    ``allow_tf32`` (torch refuses the mix) where the new API exists; the ``allow_tf32`` flags on a
+    torch without it."""
     precision = "tf32" if on else "ieee"
-    torch.backends.cuda.matmul.fp32_precision = precision
-    torch.backends.cudnn.conv.fp32_precision = precision
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(matmul, "fp32_precision") and conv is not None and hasattr(conv, "fp32_precision"):
+        try:
+            matmul.fp32_precision = precision
+            conv.fp32_precision = precision
+            return
+        except (AttributeError, RuntimeError, TypeError):   # a torch that has the names but not the API
+            pass
+    matmul.allow_tf32 = on   # older torch: only the allow_tf32 flags exist
+    torch.backends.cudnn.allow_tf32 = on
 
 
 def cpu_threads(requested: int | None, world: int = 1) -> int:
@@ -123,12 +180,18 @@ def allreduce_grads(params: list[torch.Tensor], world: int) -> None:
 
 
 def check_replicas(*models: torch.nn.Module) -> None:
-    """Fail loudly if the ranks' weights have drifted apart (they must stay identical)."""
+    """Fail loudly if the ranks' weights or buffers (BatchNorm running statistics, which the
+    exported EMA generator carries) have drifted apart: they must stay identical. Two float64
+    checksums per tensor (sum and sum of squares), compared with one MIN and one MAX all-reduce."""
     with torch.no_grad():
-        local = torch.stack([torch.cat([p.detach().double().flatten() for p in m.parameters()]).sum()
-                             for m in models])
+        tensors = [t.detach().double() for m in models for t in [*m.parameters(), *m.buffers()]]
+        local = torch.stack([torch.stack([t.sum(), t.square().sum()]) for t in tensors]).flatten()
     lo, hi = local.clone(), local.clone()
     dist.all_reduce(lo, op=dist.ReduceOp.MIN)
     dist.all_reduce(hi, op=dist.ReduceOp.MAX)
     if not torch.equal(lo, hi):
-        raise RuntimeError(f"data-parallel replicas diverged: weight checksums {lo.tolist()} vs {hi.tolist()}")
+        names = [f"model {i} {name}" for i, m in enumerate(models)
+                 for name in [*(n for n, _ in m.named_parameters()), *(n for n, _ in m.named_buffers())]]
+        differ = [names[k // 2] for k in torch.nonzero(lo != hi).flatten().tolist()]
+        raise RuntimeError(f"data-parallel replicas diverged in {len(set(differ))} tensor(s): "
+                           f"{', '.join(dict.fromkeys(differ))}"[:600])

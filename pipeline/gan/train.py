@@ -19,11 +19,16 @@
   itself, :mod:`pipeline.gan.launch`, so ``dvc repro`` is the multi-GPU run): each rank draws its own
   ``batch / N`` images and noise; gradients are averaged across ranks with one all-reduce per
   optimiser step (the DistributedDataParallel semantics, done by hand because DDP's hooks do not
-  support the penalty's double backward). NCCL on CUDA, gloo on CPU.
+  support the penalty's double backward); the generator's BatchNorm uses the global batch's
+  statistics (:class:`pipeline.gan.models.BatchNorm`), so the maths does not depend on the number of
+  processes. NCCL on CUDA, gloo on CPU. Rank 0 decides the resume; one run at a time per
+  ``models/<V>`` (a lock on the folder); no checkpoint ever holds a NaN or an infinity.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import math
 import os
 import shutil
@@ -85,12 +90,14 @@ class TrainConfig:
     keep_checkpoints: int = param(2, ge=1)
     # speed (do not change the maths, except amp's rounding)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "bf16", "off"] = "auto"      # auto: bf16 on CUDA, off on CPU
+    amp: Literal["auto", "bf16", "off"] = "auto"      # auto: bf16 on CUDA of compute capability >= 8.0, else off
     channels_last: Literal["auto", "on", "off"] = "auto"   # auto: on CUDA only
     compile: bool = False
     data_on_device_gb: float = param(8.0, ge=0)   # keep the train set on the GPU when it is at most this big
     tf32: bool = True                # CUDA: fp32 matmuls/convolutions (penalty, amp off) in TF32
     gpus: int | Literal["auto"] = param("auto", ge=0)   # processes, one per GPU (pipeline.gan.launch); 1 on the CPU
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"   # auto: NCCL on CUDA, gloo on the CPU; gloo: several ranks on one GPU (checks)
+    critic_concat: bool = False      # real and fake through the critic in one forward (the same maths, other rounding)
     cpu_threads: int = param(1, ge=0)   # CPU: torch threads in all (0: every core); sets the float rounding
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -137,7 +144,7 @@ class TrainConfig:
 # device, processes and speed settings; logging; the length of the run)
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "sample_count", "checkpoint_every",
                   "keep_checkpoints", "device", "channels_last", "compile", "data_on_device_gb",
-                  "tf32", "gpus", "cpu_threads", "overrides"}
+                  "tf32", "gpus", "cpu_threads", "dist_backend", "critic_concat", "overrides"}
 
 
 @dataclasses.dataclass
@@ -199,15 +206,16 @@ class Batches:
     """Real batches of ``local_batch`` images, drawn with replacement by ``generator`` (on the
     data's device, so that drawing never copies indices from the host), flipped at random.
 
-    A train set kept in pinned host memory (too big for ``data_on_device_gb``) is indexed into a
-    pinned batch buffer, so that its ``non_blocking`` copy really is asynchronous (indexing a pinned
-    tensor returns pageable memory). Each batch takes a fresh buffer from torch's caching host
-    allocator, which reuses a buffer only once the copy that read it has completed."""
+    A train set left in host memory (too big for ``data_on_device_gb``; pageable, never pinned as a
+    whole: the pinned allocator rounds up to a power of two, 9 GB would pin 16 GB per rank) is
+    indexed into a pinned batch buffer, so that its ``non_blocking`` copy really is asynchronous.
+    Each batch takes a fresh buffer from torch's caching host allocator, which reuses a buffer only
+    once the copy that read it has completed."""
 
     def __init__(self, data: torch.Tensor, local_batch: int, generator: torch.Generator, hflip: bool,
                  rt: Runtime) -> None:
         self.data, self.n, self.generator, self.hflip, self.rt = data, local_batch, generator, hflip, rt
-        self.pinned = data.device.type == "cpu" and rt.device.type == "cuda" and data.is_pinned()
+        self.pinned = data.device.type == "cpu" and rt.device.type == "cuda"   # the batch buffer
 
     def __call__(self) -> torch.Tensor:
         data, dev = self.data, self.rt.device
@@ -225,16 +233,80 @@ class Batches:
         return x.contiguous(memory_format=self.rt.memory_format)
 
 
+def place_train_set(data: torch.Tensor, rt: Runtime, on_device_gb: float) -> torch.Tensor:
+    """The train set on the GPU when it is at most ``on_device_gb``; else where it is, in pageable
+    host memory (:class:`Batches` copies each batch through a pinned buffer)."""
+    if rt.device.type == "cuda" and data.numel() * data.element_size() <= on_device_gb * 1e9:
+        return data.to(rt.device)
+    return data
+
+
+def _from_rank0(rt: Runtime, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a picklable object)."""
+    if rt.world == 1:
+        return value
+    box = [value if rt.main else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _all_ranks(rt: Runtime, ok: bool) -> bool:
+    """Whether ``ok`` holds on every rank."""
+    if rt.world == 1:
+        return ok
+    flag = torch.tensor([int(ok)], device=rt.device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def lock_run(out_dir: Path) -> int | None:
+    """An exclusive ``flock`` on the folder ``out_dir`` (no lock file among DVC's outputs): the
+    descriptor holding it, or None when another process holds it. The kernel drops the lock when the
+    holder dies, however it dies."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, nets: Nets,
             data_gen: torch.Generator, seed: int, rt: Runtime, variant: str) -> tuple[int, list[dict]]:
     """Load the newest checkpoint of this run into ``nets`` and the RNGs, whatever the launch that
     wrote it; returns (its step, the resume history to record); (0, []) for a fresh run. Only
-    checkpoints of another config, seed, data or code are removed (that is another run)."""
-    existing = checkpoints(ckpt_dir)
-    if existing:
-        _, last = existing[-1]
-        state = checkpoint.load(last)
-        if state.get("fingerprint") == fingerprint:
+    checkpoints of another config, seed, data or code are removed (that is another run).
+
+    Rank 0 alone lists the folder and decides; every rank loads the file it names, and all fail
+    together if any cannot read it (ranks on other nodes, or a stale view of a shared folder, would
+    otherwise pick other steps, average the gradients of different models, and hang)."""
+    state: dict | None = None
+    decision: dict = {"resume": None}
+    if rt.main:
+        existing = checkpoints(ckpt_dir)
+        if existing:
+            _, last = existing[-1]
+            state = checkpoint.load(last)
+            decision = {"resume": last.name, "step": int(state.get("step", -1)),
+                        "match": state.get("fingerprint") == fingerprint}
+    decision = _from_rank0(rt, decision)
+    if decision["resume"] is not None:
+        last = ckpt_dir / decision["resume"]
+        if decision["match"]:
+            if not rt.main:
+                try:
+                    state = checkpoint.load(last)
+                except (OSError, RuntimeError, EOFError) as e:
+                    print(f"[train] {variant}: rank {rt.rank} cannot read {last}: {e}", file=sys.stderr)
+                    state = None
+            ok = state is not None and int(state.get("step", -1)) == decision["step"] and \
+                state.get("fingerprint") == fingerprint
+            if not _all_ranks(rt, ok):
+                raise RuntimeError(f"[train] {variant}: rank 0 chose {last} but not every rank reads that "
+                                   f"checkpoint there (a folder not shared by all ranks, or a stale view of it)")
+            assert state is not None
             nets.load_state_dict(state)
             rule = checkpoint.resume_rng(state, seed, rt.rank, rt.world, rt.device, data_gen)
             step = int(state["step"])
@@ -248,6 +320,7 @@ def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, ne
             rt.barrier()
             return step, [*state.get("resumes", []), resume]
         if rt.main:
+            assert state is not None
             differ = sorted(k for k in fingerprint if state.get("fingerprint", {}).get(k) != fingerprint[k])
             if "config" in differ:
                 old = state["fingerprint"]["config"]
@@ -264,8 +337,40 @@ def _resume(ckpt_dir: Path, live_dir: Path, out_dir: Path, fingerprint: dict, ne
     return 0, []
 
 
+def non_finite(tree: Any, where: str = "") -> list[str]:
+    """Names of the floating-point tensors in ``tree`` (nested dicts and lists) holding a NaN or an
+    infinity; one host sync for all of them."""
+    named: list[tuple[str, torch.Tensor]] = []
+
+    def walk(x: Any, name: str) -> None:
+        if torch.is_tensor(x):
+            if x.is_floating_point():
+                named.append((name, x))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{name}[{i}]")
+
+    walk(tree, where)
+    if not named:
+        return []
+    finite = torch.stack([t.isfinite().all().to(named[0][1].device) for _, t in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
 def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fingerprint: dict,
           resumes: list[dict], cfg: TrainConfig, rt: Runtime, variant: str) -> None:
+    """Every rank checks the (replicated) state before anything is written: a NaN or infinity in
+    any weight, EMA, buffer or optimiser moment stops the run, so no checkpoint ever holds one
+    (losses are read only every ``log_every`` steps, and the EMA enters no loss at all)."""
+    nets_state = nets.state_dict()
+    bad = non_finite(nets_state)
+    if bad:
+        raise FloatingPointError(f"[train] {variant}: non-finite state at step {step}, not saved "
+                                 f"({len(bad)} tensor(s): {', '.join(bad[:5])}); the newest checkpoint "
+                                 f"is the last finite one")
     rng = checkpoint.rng_state(rt.device, data_gen)
     if rt.world > 1:
         all_rng: list = [None] * rt.world
@@ -273,7 +378,7 @@ def _save(ckpt_dir: Path, step: int, nets: Nets, data_gen: torch.Generator, fing
     else:
         all_rng = [rng]
     if rt.main:
-        state = {"step": step, **nets.state_dict(), "rng": all_rng, "fingerprint": fingerprint,
+        state = {"step": step, **nets_state, "rng": all_rng, "fingerprint": fingerprint,
                  "world": rt.world, "device": rt.device.type, "resumes": resumes, "variant": variant}
         checkpoint.save(ckpt_dir, step, state, cfg.keep_checkpoints)
     rt.barrier()
@@ -295,14 +400,37 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     training step after this process's first runs under ``torch.cuda.set_sync_debug_mode`` (logging
     and checkpoints excluded). None of them changes the maths; the thread count changes float
     rounding (gradients differ by ~1e-6), so bit-identical reruns need the same count.
+
+    One run at a time per ``out_dir``: rank 0 holds a lock on the folder (:func:`lock_run`) for the
+    whole run, and a second run into it (another ``dvc repro``, orphaned workers of a killed one)
+    stops with an error on every rank before it touches anything. The process group that the
+    runtime started is ended on the way out.
     """
     rt = runtime.setup(cfg.device, cfg.amp, cfg.channels_last, cfg.cpu_threads if threads is None else threads,
-                       tf32=cfg.tf32)
+                       tf32=cfg.tf32, backend=cfg.dist_backend)
     out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        stack.callback(rt.close)
+        if cfg.batch % rt.world:
+            raise ValueError(f"train.batch {cfg.batch} (the global batch) is not divisible by the {rt.world} "
+                             f"processes: launch a divisor of it (train.gpus); resuming needs the same train.batch")
+        fd = lock_run(out_dir) if rt.main else -1
+        if fd is not None and fd >= 0:
+            stack.callback(os.close, fd)
+        if not _from_rank0(rt, fd is not None):
+            raise RuntimeError(f"[train] {variant}: another training run holds {out_dir} (still running, or "
+                               f"the orphaned workers of a killed one): stop it before starting this one")
+        return _train(cfg, variant, height, width, seed, images_dir, split_csv, out_dir, rt,
+                      stop_after=stop_after, images=images, progress=progress, live=live,
+                      sync_debug=sync_debug, on_step=on_step)
+    raise AssertionError("unreachable")
+
+
+def _train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, images_dir: str | os.PathLike,
+           split_csv: str | os.PathLike, out_dir: Path, rt: Runtime, *, stop_after: int | None,
+           images: torch.Tensor | None, progress: bool, live: bool, sync_debug: Literal["warn", "error"] | None,
+           on_step: Callable[[int, torch.nn.Module], bool] | None) -> dict:
     ckpt_dir, live_dir = out_dir / "checkpoints", out_dir / "live"
-    if cfg.batch % rt.world:
-        raise ValueError(f"train.batch {cfg.batch} (the global batch) is not divisible by the {rt.world} "
-                         f"processes: launch a divisor of it (train.gpus); resuming needs the same train.batch")
     local_batch = cfg.batch // rt.world
 
     if images is None:
@@ -315,10 +443,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     G_run = torch.compile(G) if cfg.compile else G
     D_run = torch.compile(D) if cfg.compile else D   # the penalty's double backward uses eager D
 
-    # the train set on the device when it fits
-    if rt.device.type == "cuda":
-        data = data.to(rt.device) if data.numel() * data.element_size() <= cfg.data_on_device_gb * 1e9 \
-            else data.pin_memory()
+    data = place_train_set(data, rt, cfg.data_on_device_gb)
 
     # per-rank randomness: noise, augmentation, flips (global RNGs) and batch sampling (data_gen)
     checkpoint.seed_all(seed + 1 + rt.rank)
@@ -354,7 +479,11 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
                     fake = G_run(z)
                 with autocast():
                     real_a, fake_a = aug(real), aug(fake)
-                    loss_w, w = critic_loss(D_run(real_a), D_run(fake_a))
+                    if cfg.critic_concat:   # one forward of both halves (per-sample maths, other rounding)
+                        d_real, d_fake = D_run(torch.cat([real_a, fake_a]), parts=2).chunk(2)
+                    else:
+                        d_real, d_fake = D_run(real_a), D_run(fake_a)
+                    loss_w, w = critic_loss(d_real, d_fake)
                 gp, _ = gradient_penalty(D, real_a, fake_a)
                 loss_d = loss_w + cfg.gp_lambda * gp
                 nets.opt_d.zero_grad(set_to_none=True)
@@ -398,7 +527,7 @@ def train(cfg: TrainConfig, variant: str, height: int, width: int, seed: int, im
     bar.close()
 
     if rt.world > 1:
-        runtime.check_replicas(G, D)
+        runtime.check_replicas(G, D, nets.ema.model)
     finished = step >= cfg.steps
     if finished and rt.main:
         export_generator(out_dir / "generator.pt", nets.ema.model, cfg.model_config(), step=step, variant=variant)

@@ -45,8 +45,45 @@ def test_dry_run_passes_without_the_modules_the_gpu_machine_lacks(repo_root, tmp
     assert k >= 2 and k % 2 == 0 and f"from step {k} to {k + 2}" in rows["resume the killed run"]["note"]
     assert rows["resume the killed run"]["bf16"] and rows["resume the killed run"]["channels_last"]
     assert rows["CPU (dry run) checkpoint resumed on the CPU"]["status"] == "ok"
+    # the rows of #29: a CPU checkpoint resumed with channels_last, two ranks on one device, the
+    # options, and the same draws on two devices (the CPU twice here)
+    cpu_first = rows["CPU checkpoint resumed on the CPU, channels_last (dry run)"]
+    assert cpu_first["status"] == "ok" and cpu_first["channels_last"] and "step 2 -> 4" in cpu_first["note"]
+    two = rows["two processes, one device (gloo)"]
+    assert two["status"] == "ok" and "EMA generators identical" in two["note"]
+    assert rows["DiffAugment + critic_norm layer"]["status"] == "ok"
+    same = rows["CUDA vs CPU, 2 steps fp32 (dry run: CPU twice)"]
+    assert same["status"] == "ok" and "largest loss difference 0.00e+00" in same["note"]
+    assert rows["ours bf16 + critic_concat"]["images_per_s"] > 0
     for name in ("earlier fp32", "ours bf16", "earlier f256 fp32", "earlier f256 bf16"):
         assert rows[name]["images_per_s"] > 0 and rows[name]["n_critic"] == rows["earlier fp32"]["n_critic"]
     assert rows["earlier fp32"]["vs_earlier"] == 1.0 and rows["earlier fp32"]["tf32"] is False
     assert r.stdout.rstrip().splitlines()[-1].startswith("| bench.quality")     # the table is printed last
     assert (out / "gpu_dry_run.md").read_text().count("\n|") == len(rows) + 2   # header, rule, one line per check
+
+
+def test_rows_skipped_for_time_read_na_and_quality_needs_a_folder(tmp_path, monkeypatch):
+    """Out of budget, a row is n/a (not FAIL); bench.quality runs only on a folder passed in, with
+    its --raw argument (it exits 2 without one)."""
+    from bench import gpu_check
+
+    check = gpu_check.Check(dry=True, minutes=0, params_file="params.yaml")
+    check.throughput()
+    check.cpu_to_cuda()
+    check.two_ranks()
+    assert check.rows and {r["status"] for r in check.rows} == {"n/a"}
+    real = gpu_check.Check(dry=False, minutes=8, params_file="params.yaml")
+    real.quality()
+    assert real.rows[-1]["status"] == "n/a" and "--quality-raw" in real.rows[-1]["note"]
+    calls = []
+
+    class Done:
+        returncode, stdout, stderr = 0, "quality written", ""
+
+    monkeypatch.setattr(gpu_check.subprocess, "run", lambda argv, **kw: calls.append(argv) or Done())
+    fed = gpu_check.Check(dry=False, minutes=8, params_file="params.yaml", quality_raw=[str(tmp_path)])
+    fed.quality()
+    assert fed.rows[-1]["status"] == "ok"
+    argv = calls[-1]
+    assert argv[1:3] == ["-m", "bench.quality"] and argv[argv.index("--raw") + 1] == str(tmp_path)
+    assert {"--size", "--seeds", "--recipes", "--budget-s", "--out"} <= set(argv)   # options bench.quality has

@@ -115,3 +115,41 @@ def test_save_prunes_to_keep_and_lists_oldest_first(tmp_path):
     assert [s for s, _ in checkpoint.checkpoints(tmp_path / "c")] == [4, 6]
     assert checkpoint.load(tmp_path / "c" / "step_0000006.pt") == {"step": 6}
     assert checkpoint.checkpoints(tmp_path / "absent") == []
+
+
+def _conv(memory_format: torch.memory_format, fused: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
+    net.to(memory_format=memory_format)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.0, 0.9),
+                           **({"fused": True} if fused else {"foreach": True}))
+    return net, opt
+
+
+def _conv_step(net, opt, k: int) -> None:
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(k))
+    opt.zero_grad()
+    net(x.contiguous(memory_format=torch.channels_last if net[0].weight.is_contiguous(
+        memory_format=torch.channels_last) else torch.contiguous_format)).square().mean().backward()
+    opt.step()
+
+
+def test_a_contiguous_checkpoint_resumes_into_channels_last_fused_adam():
+    """A CPU run (contiguous layout, foreach Adam) resumed where parameters are channels_last and
+    Adam is fused (the CUDA defaults): the Adam moments must take the parameters' layout, else the
+    fused kernel (CPU) steps the wrong elements, or (CUDA) refuses the mixed layouts."""
+    net_a, opt_a = _conv(torch.contiguous_format, fused=False)
+    for k in range(3):
+        _conv_step(net_a, opt_a, k)
+    saved = copy.deepcopy({"net": net_a.state_dict(), "opt": opt_a.state_dict()})
+    net_b, opt_b = _conv(torch.channels_last, fused=True)
+    net_b.load_state_dict(saved["net"])
+    checkpoint.load_optimizer(opt_b, saved["opt"])
+    w = net_b[0].weight
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert opt_b.state[w][k].stride() == w.stride(), k
+    _conv_step(net_a, opt_a, 3)
+    _conv_step(net_b, opt_b, 3)
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-8), (a - b).abs().max().item()

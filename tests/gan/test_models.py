@@ -167,3 +167,20 @@ def test_minibatch_std_channel_is_zero_for_a_batch_without_variety():
     (g,) = torch.autograd.grad(score.sum(), xr, create_graph=True)
     g.norm().backward()
     assert score.shape == (4,)
+
+
+@pytest.mark.parametrize("model", ["resnet", "baseline"])
+def test_real_and_fake_in_one_critic_forward_score_as_two(model):
+    """critic_concat: one forward of cat(real, fake) with parts=2 gives each half's scores of its own
+    forward (the minibatch-std channel stays within each half), to float rounding."""
+    from pipeline.gan.models import ModelConfig, build_critic
+
+    cfg = ModelConfig(model=model, z_dim=8, features=4, max_features=16, critic_norm="layer", min_grid=4,
+                      layout_basis=0, critic_mbstd=True, upsample="nearest")
+    torch.manual_seed(0)
+    D = build_critic(cfg, 16, 32)
+    real, fake = torch.rand(4, 1, 16, 32) * 2 - 1, torch.rand(4, 1, 16, 32) * 0.2
+    both = D(torch.cat([real, fake]), parts=2)
+    assert torch.allclose(both, torch.cat([D(real), D(fake)]), rtol=0, atol=1e-5)
+    if model == "resnet":   # without parts, the std channel would mix real and fake
+        assert not torch.allclose(D(torch.cat([real, fake])), both, rtol=0, atol=1e-5)

@@ -316,3 +316,70 @@ def test_the_per_pixel_layout_learns_at_layout_lr(dataset, tmp_path):
     # Adam (beta1 0, beta2 0.9) moves a weight by at most lr / sqrt(1 - 0.9) = 3.2 lr a step
     assert moved["offset"] <= 3 * 3.2 * 1e-5 and moved["basis"] <= 3 * 3.2 * 1e-5
     assert moved["fc.weight"] >= 1e-3
+
+
+def test_a_non_finite_state_is_never_saved(dataset, tmp_path):
+    """A NaN between two log steps (checkpoint_every not a multiple of log_every), here in the EMA
+    generator, which no loss reads: the checkpoint step refuses to write it, so no later run can
+    resume (or export) a poisoned state."""
+    out = tmp_path / "m"
+    cfg = TrainConfig(steps=4, **{**TINY, "checkpoint_every": 1, "log_every": 100})
+
+    def on_step(step, ema_model):
+        if step == 1:
+            with torch.no_grad():
+                for p in ema_model.parameters():
+                    p.fill_(float("nan"))
+        return False
+
+    with pytest.raises(FloatingPointError, match="non-finite .*step 2"):
+        run(cfg, out, dataset, on_step=on_step, live=False)
+    assert [s for s, _ in checkpoints(out / "checkpoints")] == [1]
+    state = torch.load(out / "checkpoints" / "step_0000001.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["ema"]["model"].values() if v.is_floating_point())
+
+
+def test_a_second_run_into_the_same_folder_is_refused(dataset, tmp_path):
+    """A run still holding models/V (another `dvc repro`, orphaned workers of a killed one) keeps
+    the folder: a second run stops before touching it, and runs once the holder is gone."""
+    import fcntl
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "generator.pt").write_bytes(b"the other run's")
+    holder = os.open(out, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(RuntimeError, match="another training run holds"):
+            run(TrainConfig(steps=1, **TINY), out, dataset, live=False)
+        assert (out / "generator.pt").read_bytes() == b"the other run's" and not (out / "checkpoints").exists()
+    finally:
+        os.close(holder)                                   # the holder dies: its lock goes with it
+    assert run(TrainConfig(steps=1, **TINY), out, dataset, live=False)["finished"]
+
+
+def test_a_host_train_set_is_never_pinned_whole(monkeypatch):
+    """Too big for the GPU, the train set stays in pageable memory (the pinned allocator would round
+    9 GB up to 16 GB per rank); batches still go through a pinned buffer."""
+    from pipeline.gan.runtime import Runtime
+    from pipeline.gan.train import Batches, place_train_set
+
+    def no_pinning(self, *a, **k):
+        raise AssertionError("the whole train set was pinned")
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", no_pinning)
+    cuda = Runtime(torch.device("cuda", 0), 0, 1, False, False)   # a device object; nothing runs on it
+    data = torch.zeros(6, 1, 4, 4)
+    assert place_train_set(data, cuda, on_device_gb=0.0) is data
+    assert place_train_set(data, Runtime(torch.device("cpu"), 0, 1, False, False), on_device_gb=8.0) is data
+    batches = Batches(data, 2, torch.Generator(), False, cuda)
+    assert batches.pinned                                  # pageable source, pinned batch buffer
+
+
+def test_critic_concat_trains_as_the_two_forwards_do(dataset, tmp_path):
+    """The speed option (real and fake through the critic in one forward): the same losses as the
+    default two forwards, to float rounding, after a few steps."""
+    a = run(TrainConfig(steps=2, **TINY), tmp_path / "two", dataset, live=False)
+    b = run(TrainConfig(steps=2, critic_concat=True, **TINY), tmp_path / "one", dataset, live=False)
+    for key in ("loss_d", "loss_g", "wasserstein", "gp"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
