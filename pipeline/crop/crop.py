@@ -216,7 +216,7 @@ class CropConfig:
     min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much
     one_cue_top: float = config.param(0.1, ge=0, le=1)        # a box whose scale rests on the lower teeth alone grows this x jaw above
     edge_probe: float = config.param(0.05, ge=0, le=1)        # a side edge lies on tooth structure where the top-hat stays above the crown threshold this x jaw outward from it
-    edge_tooth: float = config.param(0.4, gt=0, le=2)         # ... and moves out past it where it ends within this x jaw (longer: bone, not a molar)
+    edge_tooth: float = config.param(0.3, gt=0, le=2)         # ... and moves out past it where it ends within this x jaw (longer: bone, not a molar)
     edge_doubt: float = config.param(0.25, ge=0, le=0.5)     # the confidence drops by this for each side edge left on bright structure
     work_width: int = config.param(512, ge=128)               # detection runs on a copy this wide
     png_compression: int = config.param(1, ge=0, le=9)
@@ -423,11 +423,14 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     right = float(np.clip(right + 1 + cfg.side_margin * jaw, a1 + inner, a1 + outer))
     # 3b. a side edge that lands on tooth structure moves outward: the crown run can stop at a dark
     # stretch (a gap wider than crown_run, a curve that leaves the crowns at the arch's ends) with a
-    # molar under the margin; judged on the unstraightened top-hat over the box's rows, so a wrong
-    # curve at the sides does not hide it
-    r0 = int(max(0.0, float(curve[max(0, int(left)):int(np.ceil(right))].min()) - cfg.up[1] * jaw))
-    r1 = int(min(float(hh), float(curve[max(0, int(left)):int(np.ceil(right))].max()) + cfg.down[2] * jaw)) + 1
-    left, right, edges = detector.edges_off_teeth(tophat_raw[r0:r1], left, right, (c0, c1), cfg.crown_fraction,
+    # molar under the margin; judged on a top-hat as wide as a molar may be (the ramus is wider),
+    # unstraightened, over the box's rows, so a wrong curve at the sides does not hide it
+    arch = curve[max(0, int(left)):int(np.ceil(right))]
+    r0 = int(max(0.0, float(arch.min()) - cfg.crown_band * jaw))
+    r1 = int(min(float(hh), float(arch.max()) + cfg.crown_band * jaw)) + 1
+    kw = max(3, int(cfg.edge_tooth * jaw) | 1)   # kept: bright things narrower than the widest molar allowed
+    wide = cv2.morphologyEx(g[r0:r1], cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kw)))
+    left, right, edges = detector.edges_off_teeth(wide, left, right, (c0, c1), cfg.crown_fraction,
                                                   cfg.side_margin * jaw, (max(0, lo), min(ww, hi)),
                                                   max(1, int(round(cfg.edge_probe * jaw))),
                                                   max(2, int(round(cfg.edge_tooth * jaw))))
