@@ -76,27 +76,42 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    no covered share under any fold or transform and took the real OPGs from 2.20x to 2.12x and the
    demo from 1.88x to 1.62x (0.3 all round snapped edges that were 0.15-0.3 J inside the frame).
 
+3b. **Edges on teeth.** The crown run can stop at a dark stretch (a gap wider than ``crown_run``,
+   a curve that leaves the crowns at the arch's ends) with a molar under the side margin. Each side
+   edge is checked on a top-hat as wide as a molar may be (``edge_tooth`` x J, a square: the ramus
+   and broad bone are wider and drop out), unstraightened, over the crown rows (the curve's rows
+   over the arch +- ``crown_band`` x J, so a wrong curve widens the rows, never hides a crown): where
+   that top-hat stays above ``crown_fraction`` of its central level from the edge outward for at
+   least ``edge_probe`` x J, the edge lies on a tooth and moves out past it, plus ``side_margin``.
+   Bright structure that runs on for ``edge_tooth`` x J or more is no tooth but bone: the edge stays
+   and is marked unsure (``edges`` score, ``edge_doubt`` off the confidence per side). The top and
+   bottom are not moved by this check (see docs/crop.md: what is left).
+
 Confidence (0..1) is the product of soft scores: gap points agreeing with the curve, gap depth,
-both lobes standing out, the gap's run and the lobes' height in units of J, the gap's row, and the
-agreement of the two scale cues. Below ``min_confidence`` the manifest says ``method=fallback``: the
-widest arch allowed (``half_width[1]`` x J beyond the midline and the mirror axis) over the exposed
-field's rows when a gap was found where one can be, otherwise the documented ``fallback`` window
-(fractions of the exposed field: all of it). ``reason`` says which scores were weak and where the box
-was widened. A fallback is for where the landmarks are unsure, so it leans on none but the gap's
-columns: measured beyond the issue's ranges (``bench/crop_transforms.py`` BEYOND, the 21 real OPGs),
-the earlier fallbacks cut teeth themselves. The window [0.05, 0.05, 0.95, 0.95] cut jaws that fill a
-zoomed-in frame (zoom 1.6 crop: to 0.94 and 0.94; shift left 0.25: 0.90), and the landmark rows
-grown by 0.1 J (the earlier ``fallback_margin``) cut 24 % and 13 % of two jaws' height (zoom 1.45
-and 1.6: the lower teeth's lobe, cut by the frame, gave a scale 30 % short). With the whole field
-and its rows: zoom 1.45 crop 86 % -> 95 % covered, zoom 1.6 crop 76 % -> 95 %, shift left 0.25 86 %
--> 90 %, every row in the issue's ranges still covered; the cost is the fallbacks' area: the mean
-over those 22 rows went from 2.21x to 2.34x, identity 2.11x -> 2.15x (aku-072's window).
+both lobes standing out, the gap's run and the lobes' height in units of J, the gap's row, the
+agreement of the two scale cues, the image's mirror symmetry and the side edges. Two kinds of score:
+``JAW_SCORES`` (gap depth, lobes, the gap's run and the lobes' height, the gap's row, mirror
+symmetry) say whether a jaw is there at all; the others (the curve's fit, the scale cues'
+agreement, the edges) say how sure its box is. Where the jaw's scores reach ``min_confidence`` the
+box is the detector's (``method=detected``) however unsure the rest: the scale cues disagreeing
+already widen it (the larger cue), a curve that fits few gap points grows it by ``fit_room`` x
+(1 - gap_fit) x J above and below, and a confidence under ``min_confidence`` puts "unsure (the two
+weakest scores)" first in ``reason``. Where the jaw's scores fall short the manifest says
+``method=fallback``: the widest arch allowed (``half_width[1]`` x J beyond the midline and the
+mirror axis) over the exposed field's rows when a gap was found where one can be, otherwise the
+documented ``fallback`` window (fractions of the exposed field: all of it). A picture that is not its
+own mirror image (noise, a flat field: halves correlating under half of ``min_symmetry``; every real
+OPG and transform measured correlates far more) holds no jaw. ``reason`` says which scores were weak
+and where the box was widened. Why the whole field for a fallback and why the gate reads the jaw's
+evidence only: docs/crop.md.
 
 Why classical CV and not a small trained model: the only data this pipeline may train shipped
 weights on are the phantoms, and a detector fitted to them learns the phantoms, while the real
 failures come from anatomy phantoms lack (long canines, partial dentitions, bright bone beside the
 arch). A few measured quantities with a handful of coefficients can be checked by leave-one-out on
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
+
+Issue 33 (the fallback gate, the edge check, ``fit_room``): its before/after figures are in docs/crop.md.
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within``,
 ``mandible_room`` and the whole-field fallbacks): real OPGs, coverage >= 0.99 on all 21 in-sample,
@@ -213,7 +228,7 @@ class CropConfig:
     far_within: float = config.param(1.4, gt=0)               # ... looked for only on a side whose arch stops within this x jaw of the midline
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
     edge_snap: list[float] = config.param(factory=lambda: [0.15, 0.3, 0.15], ge=0, le=2, length=3)
-    min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much
+    min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much; below half: no jaw
     one_cue_top: float = config.param(0.1, ge=0, le=1)        # a box whose scale rests on the lower teeth alone grows this x jaw above
     edge_probe: float = config.param(0.05, ge=0, le=1)        # a side edge lies on tooth structure where the top-hat stays above the crown threshold this x jaw outward from it
     edge_tooth: float = config.param(0.3, gt=0, le=2)         # ... and moves out past it where it ends within this x jaw (longer: bone, not a molar)
@@ -235,7 +250,7 @@ class CropConfig:
 # the scores that say whether there is a jaw at all (an occlusal gap between two lobes of teeth, in
 # rows where one can be); the others (the curve's fit, the scale cues' agreement, the edges) say how
 # sure its box is, and widen it instead of discarding it
-JAW_SCORES = ("gap_depth", "lobes", "width", "height", "gap_row")
+JAW_SCORES = ("gap_depth", "lobes", "width", "height", "gap_row", "symmetry")
 
 
 @dataclass(frozen=True)
@@ -472,6 +487,9 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
         "gap_row": _soft(midrow / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-midrow / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
         # one cue where the mandible lies below the field: as sure as the lower teeth's lobe is inside it
         # (the lobe's extent is the cue / lobe_scale rows below the gap)
+        # an OPG is its own mirror image about the jaw's midline (teeth, rami, condyles, spine): a
+        # picture that is not (noise, a flat field) holds no jaw whatever its gap-like rows say
+        "symmetry": _soft(sym_r, 0.5 * cfg.min_symmetry, cfg.min_symmetry),
         # a side edge left on or near tooth structure (the widest arch allowed stopped it there)
         "edges": 1.0 - cfg.edge_doubt * sum(v[1] for v in edges.values()),
         "scale": (_soft(room * cfg.lobe_scale / cues["lower teeth"], 1.0, 1.5) if hidden
