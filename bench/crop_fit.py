@@ -129,13 +129,24 @@ def fit(samples: list[dict], real_idx: list[int]) -> tuple[list[float], list[flo
     return _fit_one(xt, yt, real_idx, TOP_DESIGNS), _fit_one(xb, yb, real_idx, BOTTOM_DESIGNS)
 
 
+SIDES = ("left", "top", "right", "bottom")
+
+
+def cuts(crop, box) -> dict:
+    """Which sides of ``box`` the crop cuts by more than 1 % of the box's width or height (the
+    definition of bench/crop_boxes.py)."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    return {"cut_left": crop[0] - box[0] > 0.01 * bw, "cut_top": crop[1] - box[1] > 0.01 * bh,
+            "cut_right": box[2] - crop[2] > 0.01 * bw, "cut_bottom": box[3] - crop[3] > 0.01 * bh}
+
+
 def _check(samples: list[dict], cfg: CropConfig) -> list[dict]:
     rows = []
     for smp in samples:
         det = detection(smp["lm"], smp["shape"], cfg)
         cov, ratio = coverage_and_ratio(det.box, smp["box"])
         rows.append({"image": smp["name"], "coverage": cov, "area_ratio": ratio, "method": det.method,
-                     "n_teeth": smp.get("n_teeth", FULL)})
+                     "n_teeth": smp.get("n_teeth", FULL), "confidence": det.confidence, **cuts(det.box, smp["box"])})
     return rows
 
 
@@ -163,10 +174,15 @@ def _aggregate(name: str, rows: list[dict]) -> dict:
     ratio = np.array([r["area_ratio"] for r in rows])
     share = float(np.mean(cov >= 0.99))
     most = np.array([r.get("n_teeth", FULL) >= MOST_TEETH for r in rows])
+    cut = {f"cut_{side}": float(np.mean([bool(r.get(f"cut_{side}", False)) for r in rows])) for side in SIDES}
+    # a cut the detector was sure of: the issue's "cut molars at confidence 1.0"
+    sure_cuts = sum(any(r.get(f"cut_{side}", False) for side in SIDES) and r.get("confidence", 0.0) >= 0.999
+                    for r in rows)
     return {"set": name, "images": len(rows), "covered_share": share, "coverage_min": float(cov.min()),
             "coverage_median": float(np.median(cov)), "area_ratio_mean": float(ratio.mean()),
             "area_ratio_mean_20": float(ratio[most].mean()) if most.any() else float("nan"),
-            "fallback_share": float(np.mean([r["method"] == "fallback" for r in rows])),
+            "fallback_share": float(np.mean([r["method"] == "fallback" for r in rows])), **cut,
+            "cut_at_confidence_1": int(sure_cuts),
             "meets_target": bool(share >= 0.98 and ratio.mean() <= 1.5)}
 
 
@@ -213,8 +229,19 @@ def _transform_rows(images, cfg: CropConfig, seed: int, draws: int = 3,
         for tn, im, b in cases:
             det = detect_teeth(im, cfg)
             cov, ratio = coverage_and_ratio(det.box, b)
-            per[tn].append({"coverage": cov, "area_ratio": ratio, "method": det.method, "n_teeth": teeth})
+            per[tn].append({"image": name, "coverage": cov, "area_ratio": ratio, "method": det.method,
+                            "n_teeth": teeth, "confidence": det.confidence, **cuts(det.box, b)})
     return per
+
+
+def _per_source(per: dict[str, list[dict]], label: str) -> list[dict]:
+    """The transform rows of ``per`` (transform -> rows) per source (the file name's prefix before
+    its first ``-``), over every transform together: a source that regresses shows apart."""
+    by: dict[str, list[dict]] = {}
+    for rows in per.values():
+        for r in rows:
+            by.setdefault(str(r.get("image", "?")).split("-")[0], []).append(r)
+    return [_aggregate(f"{label}: {src}-* (all transforms)", rows) for src, rows in sorted(by.items())]
 
 
 def _unannotated(data: Path, cfg: CropConfig) -> list[dict]:
@@ -224,13 +251,16 @@ def _unannotated(data: Path, cfg: CropConfig) -> list[dict]:
     with open(data / "teeth_boxes.csv", newline="") as f:
         annotated = {r["file"] for r in csv.DictReader(f)}
     per: dict[str, list[dict]] = {}
-    for p in sorted((data / "images").iterdir()):
+    more = data.parent / "opg-more" / "images"   # ../shared/data/opg-more: one device, no boxes
+    paths = [("", p) for p in sorted((data / "images").iterdir())]
+    paths += [("opg-more ", p) for p in (sorted(more.iterdir()) if more.is_dir() else [])]
+    for folder, p in paths:
         if p.name in annotated or p.name.startswith("."):
             continue
         img = decode_file(p, "crop_fit").pixels
         det = detect_teeth(img, cfg)
         x0, y0, x1, y1 = det.box
-        per.setdefault(p.name.split("-")[0], []).append(
+        per.setdefault(folder + p.name.split("-")[0], []).append(
             {"method": det.method, "confidence": det.confidence,
              "share": (x1 - x0) * (y1 - y0) / float(img.shape[0] * img.shape[1])})
     return [{"source": f"{src}-* (no teeth boxes)", "images": len(rows),
@@ -311,10 +341,14 @@ def main() -> int:
     teeth = {smp["name"]: smp["n_teeth"] for smp in samples if smp["real"]}
     with tempfile.TemporaryDirectory() as tmp:
         demo = _demo_ground_truth(Path(tmp))
-    table, beyond = [], []
+    table, beyond, sources = [], [], []
     for label, imgs in (("real", real_imgs), ("demo", demo)):
-        for tn, trows in _transform_rows(imgs, cfg, FIT_SEED, args.draws, teeth).items():
+        per = _transform_rows(imgs, cfg, FIT_SEED, args.draws, teeth)
+        for tn, trows in per.items():
             table.append(_aggregate(f"{label}: {tn}", trows))
+        table.append(_aggregate(f"{label}: all transforms", [r for trows in per.values() for r in trows]))
+        if label == "real":
+            sources = _per_source(per, label)
         for tn, trows in _transform_rows(imgs, cfg, FIT_SEED, 0, teeth, crop_transforms.BEYOND).items():
             beyond.append(_aggregate(f"{label}: {tn}", trows))
     real_imgs = demo = None
@@ -323,11 +357,18 @@ def main() -> int:
     summary = {
         "up": up, "down": down, "params_up": list(cfg.up), "params_down": list(cfg.down),
         "real_images": len(rows), "phantoms": len(ph),
-        "transforms_meeting_target_real": sum(t["meets_target"] for t in table if t["set"].startswith("real:")),
-        "transforms_meeting_target_demo": sum(t["meets_target"] for t in table if t["set"].startswith("demo:")),
-        "transforms_covered_real": sum(t["covered_share"] >= 0.98 for t in table if t["set"].startswith("real:")),
-        "transforms_covered_demo": sum(t["covered_share"] >= 0.98 for t in table if t["set"].startswith("demo:")),
-        "transforms": len(table) // 2,
+        "transforms_meeting_target_real": sum(t["meets_target"] for t in table
+                                              if t["set"].startswith("real:") and "all transforms" not in t["set"]),
+        "transforms_meeting_target_demo": sum(t["meets_target"] for t in table
+                                              if t["set"].startswith("demo:") and "all transforms" not in t["set"]),
+        "transforms_covered_real": sum(t["covered_share"] >= 0.98 for t in table
+                                       if t["set"].startswith("real:") and "all transforms" not in t["set"]),
+        "transforms_covered_demo": sum(t["covered_share"] >= 0.98 for t in table
+                                       if t["set"].startswith("demo:") and "all transforms" not in t["set"]),
+        "transforms": len(table) // 2 - 1,
+        "fallback_share_real_all_transforms": next(t["fallback_share"] for t in table if t["set"] == "real: all transforms"),
+        "covered_share_real_all_transforms": next(t["covered_share"] for t in table if t["set"] == "real: all transforms"),
+        "cut_at_confidence_1_real": next(t["cut_at_confidence_1"] for t in table if t["set"] == "real: all transforms"),
         "beyond_covered_real": sum(t["covered_share"] >= 0.98 for t in beyond if t["set"].startswith("real:")),
         "beyond_covered_demo": sum(t["covered_share"] >= 0.98 for t in beyond if t["set"].startswith("demo:")),
         "beyond": len(beyond) // 2,
@@ -335,7 +376,8 @@ def main() -> int:
     if args.overlays:
         summary["overlays_written"] = _overlays(args.overlays, data, cfg)
     cols = ["set", "images", "covered_share", "coverage_min", "coverage_median", "area_ratio_mean",
-            "area_ratio_mean_20", "fallback_share", "meets_target"]
+            "area_ratio_mean_20", "fallback_share", "cut_left", "cut_top", "cut_right", "cut_bottom",
+            "cut_at_confidence_1", "meets_target"]
     head = "\n".join(f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in summary.items())
     text = (head + "\n\nTarget: coverage >= 0.99 (share of the teeth box inside the crop) on >= 98 % of the images "
             "and mean crop area <= 1.5x the teeth box. Aggregates only (the real images are licence-restricted).\n\n"
@@ -343,14 +385,17 @@ def main() -> int:
             "\n\n### Device-like transforms (params.yaml settings; real: the 21 annotated OPGs, demo: the demo "
             "archive's ground truth; random device: " + str(args.draws) + " draws per image)\n\n" +
             markdown_table(table, cols) +
-            "\n\n### Beyond the issue's ranges (bench/crop_transforms.py BEYOND: where the crop stops holding)\n\n" +
+            "\n\n### Per source (the real transform rows above, every transform together)\n\n" +
+            markdown_table(sources, cols) +
+            "\n\ncut_*: the share of images whose crop cuts that side of the teeth box by more than 1 % of its "
+            "width or height; cut_at_confidence_1: images cut on any side at confidence >= 0.999.\n\n### Beyond the issue's ranges (bench/crop_transforms.py BEYOND: where the crop stops holding)\n\n" +
             markdown_table(beyond, cols) +
             "\n\narea_ratio_mean_20: the mean over the jaws with at least " + str(MOST_TEETH) + " annotated teeth (18 of "
             "the 21 real OPGs; every demo jaw), the issue's own area figure.\n\n"
-            "### Other devices, no teeth boxes (params.yaml settings; coverage is judged by eye on --overlays)\n\n" +
+            "### Other devices, no teeth boxes (opg-dev and ../shared/data/opg-more; params.yaml settings; coverage is judged by eye on --overlays)\n\n" +
             markdown_table(others, ["source", "images", "fallback_share", "confidence_median",
                                     "crop_share_of_frame_mean"]))
-    save("crop_fit", {"summary": summary, "folds": folds, "transforms": table, "beyond": beyond,
+    save("crop_fit", {"summary": summary, "folds": folds, "transforms": table, "sources": sources, "beyond": beyond,
                       "other_devices": others}, text)
     if (list(cfg.up), list(cfg.down)) != (up, down):
         print(f"\nparams.yaml has up {cfg.up} down {list(cfg.down)}; this fit: up {up} down {down}",

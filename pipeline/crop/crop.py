@@ -76,27 +76,42 @@ multiple of J (``x jaw`` in params.yaml). Steps (helpers in ``pipeline/crop/dete
    no covered share under any fold or transform and took the real OPGs from 2.20x to 2.12x and the
    demo from 1.88x to 1.62x (0.3 all round snapped edges that were 0.15-0.3 J inside the frame).
 
+3b. **Edges on teeth.** The crown run can stop at a dark stretch (a gap wider than ``crown_run``,
+   a curve that leaves the crowns at the arch's ends) with a molar under the side margin. Each side
+   edge is checked on a top-hat as wide as a molar may be (``edge_tooth`` x J, a square: the ramus
+   and broad bone are wider and drop out), unstraightened, over the crown rows (the curve's rows
+   over the arch +- ``crown_band`` x J, so a wrong curve widens the rows, never hides a crown): where
+   that top-hat stays above ``crown_fraction`` of its central level from the edge outward for at
+   least ``edge_probe`` x J, the edge lies on a tooth and moves out past it, plus ``side_margin``.
+   Bright structure that runs on for ``edge_tooth`` x J or more is no tooth but bone: the edge stays
+   and is marked unsure (``edges`` score, ``edge_doubt`` off the confidence per side). The top and
+   bottom are not moved by this check (see docs/crop.md: what is left).
+
 Confidence (0..1) is the product of soft scores: gap points agreeing with the curve, gap depth,
-both lobes standing out, the gap's run and the lobes' height in units of J, the gap's row, and the
-agreement of the two scale cues. Below ``min_confidence`` the manifest says ``method=fallback``: the
-widest arch allowed (``half_width[1]`` x J beyond the midline and the mirror axis) over the exposed
-field's rows when a gap was found where one can be, otherwise the documented ``fallback`` window
-(fractions of the exposed field: all of it). ``reason`` says which scores were weak and where the box
-was widened. A fallback is for where the landmarks are unsure, so it leans on none but the gap's
-columns: measured beyond the issue's ranges (``bench/crop_transforms.py`` BEYOND, the 21 real OPGs),
-the earlier fallbacks cut teeth themselves. The window [0.05, 0.05, 0.95, 0.95] cut jaws that fill a
-zoomed-in frame (zoom 1.6 crop: to 0.94 and 0.94; shift left 0.25: 0.90), and the landmark rows
-grown by 0.1 J (the earlier ``fallback_margin``) cut 24 % and 13 % of two jaws' height (zoom 1.45
-and 1.6: the lower teeth's lobe, cut by the frame, gave a scale 30 % short). With the whole field
-and its rows: zoom 1.45 crop 86 % -> 95 % covered, zoom 1.6 crop 76 % -> 95 %, shift left 0.25 86 %
--> 90 %, every row in the issue's ranges still covered; the cost is the fallbacks' area: the mean
-over those 22 rows went from 2.21x to 2.34x, identity 2.11x -> 2.15x (aku-072's window).
+both lobes standing out, the gap's run and the lobes' height in units of J, the gap's row, the
+agreement of the two scale cues, the image's mirror symmetry and the side edges. Two kinds of score:
+``JAW_SCORES`` (gap depth, lobes, the gap's run and the lobes' height, the gap's row, mirror
+symmetry) say whether a jaw is there at all; the others (the curve's fit, the scale cues'
+agreement, the edges) say how sure its box is. Where the jaw's scores reach ``min_confidence`` the
+box is the detector's (``method=detected``) however unsure the rest: the scale cues disagreeing
+already widen it (the larger cue), a curve that fits few gap points grows it by ``fit_room`` x
+(1 - gap_fit) x J above and below, and a confidence under ``min_confidence`` puts "unsure (the two
+weakest scores)" first in ``reason``. Where the jaw's scores fall short the manifest says
+``method=fallback``: the widest arch allowed (``half_width[1]`` x J beyond the midline and the
+mirror axis) over the exposed field's rows when a gap was found where one can be, otherwise the
+documented ``fallback`` window (fractions of the exposed field: all of it). A picture that is not its
+own mirror image (noise, a flat field: halves correlating under half of ``min_symmetry``; every real
+OPG and transform measured correlates far more) holds no jaw. ``reason`` says which scores were weak
+and where the box was widened. Why the whole field for a fallback and why the gate reads the jaw's
+evidence only: docs/crop.md.
 
 Why classical CV and not a small trained model: the only data this pipeline may train shipped
 weights on are the phantoms, and a detector fitted to them learns the phantoms, while the real
 failures come from anatomy phantoms lack (long canines, partial dentitions, bright bone beside the
 arch). A few measured quantities with a handful of coefficients can be checked by leave-one-out on
 the 21 annotated OPGs; a network's cannot, with no real images it may be trained on.
+
+Issue 33 (the fallback gate, the edge check, ``fit_room``): its before/after figures are in docs/crop.md.
 
 Measured (bench/crop_fit.py, reports/bench/crop_fit.md, 2026-12-02, after ``far_within``,
 ``mandible_room`` and the whole-field fallbacks): real OPGs, coverage >= 0.99 on all 21 in-sample,
@@ -189,7 +204,8 @@ class CropConfig:
     # the mandible's inferior border, measured on each image (see the module docstring)
     margin: float = config.param(0.0, ge=0, le=1)             # grow the box by this x jaw on each side
     top_margin: float = config.param(0.0, ge=0, le=1)         # extra margin above (x jaw; the top edge is the least certain: tooth germs, long canines)
-    min_confidence: float = config.param(0.35, ge=0, le=1)    # below: use the fallback window
+    min_confidence: float = config.param(0.35, ge=0, le=1)    # the jaw's evidence (JAW_SCORES) below this: the fallback box
+    fit_room: float = config.param(0.2, ge=0, le=1)           # the box grows this x jaw x (1 - gap_fit) above and below (a curve through few gap points)
     fallback: list[float] = config.param(factory=lambda: [0.0, 0.0, 1.0, 1.0], ge=0, le=1, length=4)  # x0 y0 x1 y1 fractions of the exposed field
     edge_fraction: float = config.param(0.10, gt=0, lt=1)     # confidence: a lobe ends where the projection falls below this share of its peak
     gap_fraction: float = config.param(0.15, gt=0, lt=1)      # the occlusal gap's run ends where its depth falls below this share of its median
@@ -212,8 +228,11 @@ class CropConfig:
     far_within: float = config.param(1.4, gt=0)               # ... looked for only on a side whose arch stops within this x jaw of the midline
     # a box edge this near (x jaw) the field's edge goes to it: teeth running off the frame are kept; [sides, top, bottom]
     edge_snap: list[float] = config.param(factory=lambda: [0.15, 0.3, 0.15], ge=0, le=2, length=3)
-    min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much
+    min_symmetry: float = config.param(0.3, ge=0, le=1)       # the mirror axis counts where the image's halves correlate at least this much; below half: no jaw
     one_cue_top: float = config.param(0.1, ge=0, le=1)        # a box whose scale rests on the lower teeth alone grows this x jaw above
+    edge_probe: float = config.param(0.05, ge=0, le=1)        # a side edge lies on tooth structure where the top-hat stays above the crown threshold this x jaw outward from it
+    edge_tooth: float = config.param(0.3, gt=0, le=2)         # ... and moves out past it where it ends within this x jaw (longer: bone, not a molar)
+    edge_doubt: float = config.param(0.25, ge=0, le=0.5)     # the confidence drops by this for each side edge left on bright structure
     work_width: int = config.param(512, ge=128)               # detection runs on a copy this wide
     png_compression: int = config.param(1, ge=0, le=9)
     thumb_width: int = config.param(360, ge=1)                # report thumbnails
@@ -226,6 +245,12 @@ class CropConfig:
             raise config.ConfigError(f"crop.gap_band must be [lo, hi] with lo <= hi; got {list(self.gap_band)}")
         if not self.half_width[0] <= self.half_width[1]:
             raise config.ConfigError(f"crop.half_width must be [inner, outer] with inner <= outer; got {list(self.half_width)}")
+
+
+# the scores that say whether there is a jaw at all (an occlusal gap between two lobes of teeth, in
+# rows where one can be); the others (the curve's fit, the scale cues' agreement, the edges) say how
+# sure its box is, and widen it instead of discarding it
+JAW_SCORES = ("gap_depth", "lobes", "width", "height", "gap_row", "symmetry")
 
 
 @dataclass(frozen=True)
@@ -383,7 +408,8 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     # 3. left/right: crowns (small bright things: a white top-hat) in a band either side of the gap,
     # out from the gap's run, bridging a missing tooth; lone crowns farther out are kept
     k = max(3, int(cfg.crown_band * 0.5 * jaw) | 1)
-    tophat = straighten(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))))
+    tophat_raw = cv2.morphologyEx(g, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    tophat = straighten(tophat_raw)
     band = max(1, int(cfg.crown_band * jaw))
     crowns = np.percentile(tophat[reach - band:reach + band], 90, axis=0).astype(np.float32)
     crowns = cv2.GaussianBlur(crowns[:, None], (0, 0), 2.0).ravel()
@@ -410,6 +436,25 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
     inner = cfg.half_width[0] * jaw
     left = float(np.clip(left - cfg.side_margin * jaw, a0 - outer, a0 - inner))
     right = float(np.clip(right + 1 + cfg.side_margin * jaw, a1 + inner, a1 + outer))
+    # 3b. a side edge that lands on tooth structure moves outward: the crown run can stop at a dark
+    # stretch (a gap wider than crown_run, a curve that leaves the crowns at the arch's ends) with a
+    # molar under the margin; judged on a top-hat as wide as a molar may be (the ramus is wider),
+    # unstraightened, over the box's rows, so a wrong curve at the sides does not hide it
+    arch = curve[max(0, int(left)):int(np.ceil(right))]
+    r0 = int(max(0.0, float(arch.min()) - cfg.crown_band * jaw))
+    r1 = int(min(float(hh), float(arch.max()) + cfg.crown_band * jaw)) + 1
+    kw = max(3, int(cfg.edge_tooth * jaw) | 1)   # kept: bright things narrower than the widest molar allowed
+    wide = cv2.morphologyEx(g[r0:r1], cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kw)))
+    left, right, edges = detector.edges_off_teeth(wide, left, right, (c0, c1), cfg.crown_fraction,
+                                                  cfg.side_margin * jaw, (max(0, lo), min(ww, hi)),
+                                                  max(1, int(round(cfg.edge_probe * jaw))),
+                                                  max(2, int(round(cfg.edge_tooth * jaw))))
+    for side, (moved, unsure) in edges.items():
+        if moved > 0:
+            notes.append(f"the {side} edge lay on tooth structure: moved out {moved / jaw:.2f} jaw")
+        if unsure:
+            notes.append(f"the {side} edge lies on bright structure that runs on beyond a molar's width: "
+                         "left there, unsure")
     if left <= a0 - outer + 1 or right >= a1 + outer - 1:
         notes.append("crowns reach the widest arch allowed")
     xs_t = slice(max(0, int(left)), min(ww, int(np.ceil(right))))
@@ -442,6 +487,11 @@ def measure(img: np.ndarray, cfg: CropConfig = CropConfig()) -> Landmarks:
         "gap_row": _soft(midrow / hh, cfg.gap_band[0], cfg.gap_band[0] + 0.03) * _soft(-midrow / hh, -cfg.gap_band[1], -cfg.gap_band[1] + 0.03),
         # one cue where the mandible lies below the field: as sure as the lower teeth's lobe is inside it
         # (the lobe's extent is the cue / lobe_scale rows below the gap)
+        # an OPG is its own mirror image about the jaw's midline (teeth, rami, condyles, spine): a
+        # picture that is not (noise, a flat field) holds no jaw whatever its gap-like rows say
+        "symmetry": _soft(sym_r, 0.5 * cfg.min_symmetry, cfg.min_symmetry),
+        # a side edge left on or near tooth structure (the widest arch allowed stopped it there)
+        "edges": 1.0 - cfg.edge_doubt * sum(v[1] for v in edges.values()),
         "scale": (_soft(room * cfg.lobe_scale / cues["lower teeth"], 1.0, 1.5) if hidden
                   else _soft(-spread, -cfg.scale_spread ** 2, -cfg.scale_spread)),
     }
@@ -502,10 +552,23 @@ def detection(lm: Landmarks, shape: tuple[int, int], cfg: CropConfig) -> Detecti
         return (int(np.clip(np.floor(x0 / s), 0, w - 1)), int(np.clip(np.floor(y0 / s), 0, h - 1)),
                 int(np.clip(np.ceil(x1 / s), 1, w)), int(np.clip(np.ceil(y1 / s), 1, h)))
 
+    notes = list(lm.notes)
+    # a curve through few of the gap points: its rows are unsure, the box grows above and below
+    loose = cfg.fit_room * (1.0 - scores.get("gap_fit", 1.0)) * lm.jaw
+    if loose > 0:
+        notes.append(f"the occlusal curve fits few gap points (gap_fit={scores['gap_fit']:.2f}): "
+                     f"{loose / lm.jaw:.2f} jaw added above and below")
+    by0, by1 = by0 - loose, by1 + loose
     detected = full(bx0, by0 - cfg.one_cue_top * lm.jaw if lm.one_cue else by0, bx1, by1)
     ok = detected[2] - detected[0] >= 8 and detected[3] - detected[1] >= 8
-    note = "; ".join(lm.notes)
-    if ok and confidence >= cfg.min_confidence:
+    note = "; ".join(notes)
+    jaw = float(np.prod([scores[k] for k in JAW_SCORES if k in scores]))
+    if ok and jaw >= cfg.min_confidence:
+        # a jaw is there: its box, however unsure the scale, the curve or an edge (the confidence
+        # says so, the box was widened for it, the reason names it)
+        if confidence < cfg.min_confidence:
+            weak = sorted(scores, key=scores.get)[:2]
+            note = "unsure (" + ", ".join(f"{n}={scores[n]:.2f}" for n in weak) + ")" + (f"; {note}" if note else "")
         return Detection(detected, confidence, "detected", detected, note)
     weak = sorted(scores, key=scores.get)[:2]
     reason = "low confidence (" + ", ".join(f"{n}={scores[n]:.2f}" for n in weak) + ")" + (f"; {note}" if note else "")

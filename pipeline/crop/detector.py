@@ -234,3 +234,41 @@ def consensus(cues: dict[str, float], spread: float) -> tuple[float, bool]:
     if len(vals) > 1 and max(vals) <= spread * min(vals):
         return float(np.mean(vals)), True
     return float(max(vals)), False
+
+
+def edges_off_teeth(tophat: np.ndarray, left: float, right: float, core: tuple[int, int], frac: float,
+                    margin: float, bounds: tuple[int, int], probe: int, longest: int) -> tuple[float, float, dict]:
+    """(left, right, {side: (columns moved, unsure)}): a side edge of the box that lands on tooth
+    structure moves outward past it, plus ``margin``, within ``bounds`` (the widest arch allowed).
+
+    ``tophat`` is a white top-hat over the box's rows; its column profile (95th percentile: a crown
+    or a root in any row counts) is judged against ``frac`` x its level over the ``core`` columns
+    (40th percentile: metal does not set it). An edge lies on teeth where the profile stays above
+    that threshold from the edge outward for at least ``probe`` columns (less: the edge only
+    touches a tooth's flank or a bright line); it moves out to where the profile falls below and
+    ``margin`` beyond. Where the structure runs on for ``longest`` columns or more it is no tooth
+    under the edge (a molar is narrower) but bone (the ramus, the spine): the edge stays, and is
+    marked unsure."""
+    ww = tophat.shape[1]
+    prof = np.percentile(tophat, 95, axis=0).astype(np.float32)
+    prof = cv2.GaussianBlur(prof[:, None], (0, 0), 1.5).ravel()
+    c0, c1 = core
+    ref = float(np.percentile(prof[c0:c1], 40)) if c1 > c0 else float(np.median(prof))
+    thr = frac * ref
+    lo, hi = max(0, bounds[0]), min(ww, bounds[1])
+
+    def walk(edge: float, step: int) -> tuple[float, bool]:
+        e = int(np.clip(round(edge), lo, hi - 1))
+        i = e
+        while lo <= i + step < hi and prof[i + step] > thr and abs(i + step - e) <= longest:
+            i += step
+        run = abs(i - e) + (prof[e] > thr)
+        if run < probe or prof[e] <= thr:
+            return edge, False
+        if run > longest:
+            return edge, True
+        return (float(max(lo, i - margin)) if step < 0 else float(min(hi, i + 1 + margin))), False
+
+    (new_l, unsure_l), (new_r, unsure_r) = walk(left, -1), walk(right, +1)
+    new_l, new_r = min(new_l, left), max(new_r, right)
+    return new_l, new_r, {"left": (left - new_l, unsure_l), "right": (new_r - right, unsure_r)}

@@ -146,3 +146,40 @@ def test_opgs_without_a_teeth_box_are_reported_per_source(tmp_path):
     # no jaw: the fallback window, all of the frame
     assert out["flat-* (no teeth boxes)"]["fallback_share"] == 1
     assert out["flat-* (no teeth boxes)"]["crop_share_of_frame_mean"] == 1
+
+
+def test_cut_sides_and_sure_cuts_are_counted_per_transform_and_per_source():
+    box = (100.0, 50.0, 300.0, 150.0)                        # 200 x 100
+    # the right side cut by 5 % at confidence 1.0; the top by 0.5 % (within the 1 % tolerance)
+    assert crop_fit.cuts((100, 50, 290, 150), box) == {"cut_left": False, "cut_top": False, "cut_right": True,
+                                                       "cut_bottom": False}
+    assert not any(crop_fit.cuts((100, 50.5, 300, 150), box).values())
+    rows = [{"image": "aku-1.jpg", "coverage": 0.95, "area_ratio": 1.2, "method": "detected", "confidence": 1.0,
+             **crop_fit.cuts((100, 50, 290, 150), box)},
+            {"image": "aku-2.jpg", "coverage": 0.97, "area_ratio": 1.3, "method": "detected", "confidence": 0.4,
+             **crop_fit.cuts((100, 50, 300, 145), box)},
+            {"image": "akudual-1.png", "coverage": 1.0, "area_ratio": 3.0, "method": "fallback", "confidence": 0.1,
+             **crop_fit.cuts((0, 0, 400, 200), box)}]
+    agg = crop_fit._aggregate("x", rows)
+    assert (agg["cut_left"], agg["cut_top"], agg["cut_right"], agg["cut_bottom"]) == (0.0, 0.0, 1 / 3, 1 / 3)
+    assert agg["cut_at_confidence_1"] == 1 and agg["fallback_share"] == pytest.approx(1 / 3)
+    per = crop_fit._per_source({"identity": rows[:2], "gamma 0.6": rows[2:]}, "real")
+    assert [r["set"] for r in per] == ["real: aku-* (all transforms)", "real: akudual-* (all transforms)"]
+    assert per[0]["images"] == 2 and per[0]["cut_right"] == 0.5 and per[0]["fallback_share"] == 0
+    assert per[1]["images"] == 1 and per[1]["fallback_share"] == 1
+
+
+def test_opg_more_beside_opg_dev_is_reported_as_its_own_source(tmp_path):
+    import cv2
+    from pipeline.demo import phantoms
+    dev, more = tmp_path / "opg-dev", tmp_path / "opg-more" / "images"
+    (dev / "images").mkdir(parents=True)
+    more.mkdir(parents=True)
+    (dev / "teeth_boxes.csv").write_text("file,width,height,n_teeth,x0,y0,x1,y1\n")
+    for k, folder in enumerate((dev / "images", more, more)):
+        img, _ = phantoms.render_opg(np.random.default_rng([6, k]), 192, 384)
+        cv2.imwrite(str(folder / f"mlua-{k}.png"), np.round(img * 255).astype(np.uint8))
+    out = {r["source"]: r for r in crop_fit._unannotated(dev, CropConfig())}
+    assert set(out) == {"mlua-* (no teeth boxes)", "opg-more mlua-* (no teeth boxes)"}
+    assert out["mlua-* (no teeth boxes)"]["images"] == 1 and out["opg-more mlua-* (no teeth boxes)"]["images"] == 2
+    assert out["opg-more mlua-* (no teeth boxes)"]["fallback_share"] == 0
