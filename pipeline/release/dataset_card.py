@@ -52,7 +52,11 @@ def render_card(cfg, rows: list[dict], metrics: dict, provenance, params: dict) 
             "|---|---|---|---|---|---|---|"]
     for (variant, fmt), n in sorted(per_variant.items()):
         g = geometry.get(variant, {})
-        out.append(f"| {variant} | {g.get('height', '?')}x{g.get('width', '?')} | {g.get('source', '?')} | "
+        size = f"{g.get('height', '?')}x{g.get('width', '?')}"
+        if g.get("sr_scale"):
+            k = g["sr_scale"]
+            size = f"{g['height'] * k}x{g['width'] * k} (GAN {size}, super-resolved x{k})"
+        out.append(f"| {variant} | {size} | {g.get('source', '?')} | "
                    f"{g.get('aspect', '?')} | {g.get('mode', '?')} | {fmt} | {n} |")
     out += ["", f"{len({(r['variant'], r['seed']) for r in included})} synthetic images, "
             f"{len(excluded)} left out by the memorisation check (listed in `manifest.csv` with the reason). "
