@@ -31,7 +31,8 @@ import yaml
 
 from bench.common import markdown_table, save
 from pipeline.core import config
-from pipeline.crop.crop import CropConfig, coverage_and_ratio, detect_teeth
+from pipeline.crop.boxes import coverage_and_ratio, detect_teeth
+from pipeline.crop.config import CropConfig
 from pipeline.ingest.decode import DecodeError, decode_file
 
 COLUMNS = ["set", "images", "covered_share", "within_tolerance_share", "coverage_min", "coverage_median",

@@ -1,6 +1,6 @@
 """Fit and check the teeth-crop box coefficients (``crop.up`` / ``crop.down`` in params.yaml).
 
-The detector (pipeline/crop/crop.py) measures landmarks on each image: the occlusal gap rows over the
+The detector (pipeline/crop/landmarks.py) measures landmarks on each image: the occlusal gap rows over the
 teeth columns, the distance from the gap to the mandible's inferior border, and where the lower
 roots' lobe fades. The box's top and bottom are linear in those; this fits the coefficients by least
 squares on the 21 annotated real OPGs in ../shared/data/opg-dev, in the form (offset only, or with
@@ -32,7 +32,10 @@ from bench import crop_transforms
 from bench.common import markdown_table, save
 from pipeline.core import config, pngio
 from pipeline.demo import phantoms
-from pipeline.crop.crop import CropConfig, coverage_and_ratio, detect_teeth, detection, measure, thumbnail
+from pipeline.crop.boxes import coverage_and_ratio, detect_teeth, detection
+from pipeline.crop.config import CropConfig
+from pipeline.crop.crops_report import thumbnail
+from pipeline.crop.landmarks import measure
 from pipeline.ingest.decode import decode_file
 
 SHARED_OPG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "opg-dev"

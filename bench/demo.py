@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.common import markdown_table, save
-from tests import builders
+from bench import project as builders
 
 
 def stage_order(project: Path) -> list[str]:

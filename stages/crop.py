@@ -2,7 +2,8 @@
 
 from pipeline.core import cli, config
 from pipeline.core.layout import Layout
-from pipeline.crop.crop import CropConfig, run_crop, summarise
+from pipeline.crop.config import CropConfig
+from pipeline.crop.crop import run_crop, summarise
 
 
 def main(params: dict) -> None:

@@ -8,8 +8,7 @@ from pipeline.metrics.evaluate import EvaluateConfig, run_evaluate, summary
 
 def main(params: dict) -> None:
     # the metric networks are tiny (batches of 16 small images): thread hand-offs cost more than they
-    # give, ten times more on a busy machine (measured: demo 154 s with 2 threads, 22 s with one).
-    # Large evaluations set evaluate.c2st.device / fid.device to cuda instead.
+    # give (docs/params.md). Large evaluations set evaluate.c2st.device / fid.device to cuda instead.
     torch.set_num_threads(1)
     cfg = config.stage_config("evaluate", EvaluateConfig, params)
     metrics = run_evaluate(cfg, sorted(config.variants(params)), config.seed(params), Layout())

@@ -2,7 +2,7 @@
 data/reader_study/key.csv -> reports/reader_study/scores.json, per_reader.csv, per_image.csv."""
 from pipeline.core import cli
 from pipeline.core.layout import Layout
-from pipeline.metrics.reader_score import run_score, summary_line
+from pipeline.reader.score import run_score, summary_line
 
 
 def main(params: dict) -> None:

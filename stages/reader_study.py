@@ -2,7 +2,7 @@
 reports/reader_study/<name>.html (the page readers take) + data/reader_study/ (its key and passphrase)."""
 from pipeline.core import cli, config
 from pipeline.core.layout import Layout
-from pipeline.metrics.reader_study import ReaderStudyConfig, StudyError, write_study
+from pipeline.reader.study import ReaderStudyConfig, StudyError, write_study
 
 
 def main(params: dict) -> int:

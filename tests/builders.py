@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import csv
@@ -15,37 +12,11 @@ import cv2
 import numpy as np
 import yaml
 
+from bench.project import BIN, copy_project, dvc, env  # noqa: F401  (re-exported: tests drive DVC through them)
 from pipeline.core import config, pngio
 from pipeline.core.frames import Cleaning
 from pipeline.demo import phantoms
 from pipeline.ingest import ingest
-
-BIN = Path(sys.executable).parent
-
-
-def env() -> dict:
-    e = dict(os.environ)
-    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
-    e.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    e.setdefault("DENTSYNTH_WORKERS", "2")
-    e["DVC_NO_ANALYTICS"] = "1"
-    return e
-
-
-def copy_project(repo: Path, dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = repo / rel
-        if not src.is_file() or rel.startswith(("data/", "models/", "reports/")):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel)
-    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=test"]
-    subprocess.run(git + ["init", "-q"], cwd=dest, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(git + ["commit", "-qm", "copy"], cwd=dest, check=True)
-    return dest
 
 
 def set_params(project: Path, updates: dict[str, object]) -> None:
@@ -59,14 +30,6 @@ def set_params(project: Path, updates: dict[str, object]) -> None:
             node = node[key]
         node[last] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def dvc(project: Path, *args: str, timeout: int = 900) -> str:
-    r = subprocess.run([str(BIN / "dvc"), *args], cwd=project, env=env(), capture_output=True,
-                       text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r.stdout + r.stderr
 
 
 def changed_stages(project: Path, *targets: str) -> set[str]:

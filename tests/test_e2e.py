@@ -18,7 +18,7 @@ import yaml
 
 from tests import builders
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200)]   # `make demo` (up to 3000 s) in the first test's setup
 
 
 @pytest.fixture(scope="module")

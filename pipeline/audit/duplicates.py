@@ -5,46 +5,20 @@ Exact duplicates (the same pixels) already share one image id at ingest. This mo
 whose pixels differ, in two stages:
 
 1. **Candidates**: an inverted file over keypoint words (:func:`candidates`). A word is ``bits`` fixed
-   bits of an ORB descriptor, in WORD_TABLES tables; an image is the set of its words. Blind to
-   crops, shifts, scale, intensity changes and small turns (what ORB is blind to); two exports of one
-   radiograph share many words, look-alike OPGs (one anatomy) share the common ones. Words held by
-   more than ``max_postings`` images are stop words and leave the index; the rest are weighted by
-   inverse document frequency. Every image queries the index with its words and with those of its
-   mirror image (flipped copies), reading only its words' posting lists, and keeps its
-   ``max_candidates`` best partners per query. The confirmations thus grow linearly with the archive
-   (at most 2 x ``max_candidates`` per image).
-2. **Confirmation** (per candidate pair): ORB keypoints of the two working copies (spread over a grid,
-   so burned-in text cannot take them all) are matched (Hamming, ratio test; a looser one where the
-   strict matches fit nothing) and a similarity transform (scale, rotation, shift) is fitted with
-   RANSAC; it must be a plausible re-export (SCALE_RANGE: crops of up to 10 % per side and the
-   audit's border trim, which may take up to 20 % per side from one copy and not the other;
-   rotation within MAX_ROTATION) with at least MIN_INLIERS inliers. The second image's thumbnail is
-   then warped onto the first's; the *similarity* is the median, over BLOCK x BLOCK blocks of the
-   overlap, of the normalised cross-correlation of the finest detail (difference of Gaussians,
-   0.5-1 px of the 192-high thumbnail). Look-alike OPGs that register (phantoms drawn from one anatomy
-   model) share the layout and the strong outlines, which carry a global correlation (0.65-0.7 on
-   phantoms), but not the detail in most blocks: two distinct phantoms score at most 0.26, a copy
-   against another phantom up to 0.5, distinct real OPGs below 0.1; copies score 0.65-1 (see
-   reports/bench/duplicates.md; the threshold was chosen on one phantom seed, validated on others).
-   Tried the other way round (mirrored keypoints), a match is a flipped copy (``kind = "flipped"``).
+   bits of an ORB descriptor, in WORD_TABLES tables; an image is the set of its words. Words held by
+   more than ``max_postings`` images are stop words; the rest are weighted by inverse document
+   frequency. Every image queries the index with its words and with those of its mirror image and
+   keeps its ``max_candidates`` best partners per query, so the confirmations grow linearly with the
+   archive (at most 2 x ``max_candidates`` per image).
+2. **Confirmation** (per candidate pair): ORB keypoints of the two working copies (spread over a
+   grid) are matched and a similarity transform fitted with RANSAC; it must be a plausible re-export
+   (SCALE_RANGE, MAX_ROTATION, at least MIN_INLIERS inliers). The second thumbnail is warped onto the
+   first; the *similarity* is the median, over BLOCK x BLOCK blocks of the overlap, of the normalised
+   cross-correlation of the finest detail (difference of Gaussians). Tried the other way round
+   (mirrored keypoints), a match is a flipped copy (``kind = "flipped"``).
 
-Cost per image (archive of N images, K = N_FEATURES keypoints, T = WORD_TABLES):
-- fingerprint: a resize to the working copy, one ORB detection, two descriptor sets (tens of ms for
-  a 2900x1400 OPG on one core, see reports/bench/duplicates.md);
-- candidate search: the postings of its 2 x T x K query words. A word's posting list is at most
-  ``max_postings`` long (stop words), so the work per image is bounded by 2 T K ``max_postings``
-  whatever N; and the bits per word grow by one per doubling of N (``_word_bits``: 20 bits up to
-  5,243 images, 26 from 335,000), keeping a random word's mean posting near MEAN_POSTING: the work
-  per image is near-constant in N (it grows only with the share of common words, which the stop-word
-  cap bounds). Building the index: a sort of the N x T x K words (N log N). Measured on synthetic
-  archives of 1,000-16,000 images (``python -m bench.duplicates --scaling``): see
-  reports/bench/duplicates.md;
-- confirmations: at most 2 x ``max_candidates`` (two 400x400 Hamming matchings and RANSAC each, a
-  few ms): linear in N in all.
-Memory per image: about 110 kB (800 keypoints x 40 bytes and a 192-high uint8 thumbnail), 11 GB for
-100,000 images, plus the index (about T x K x 12 bytes per image while grouping).
-
-Confirmed pairs are joined into groups (union-find).
+Confirmed pairs are joined into groups (union-find). The scores of copies and look-alikes, the cost
+per image and the memory: docs/stages/audit.md (figures: ``python -m bench.duplicates``).
 """
 from __future__ import annotations
 

@@ -34,9 +34,8 @@ R = TypeVar("R")
 def keep_freed_memory() -> None:
     """Let glibc keep freed memory for the next image instead of handing every large block back to the
     kernel. A fresh process (every pool worker) starts with a 128 KiB mmap threshold, so each
-    full-size array or OpenCV scratch buffer is mapped and faulted in anew: measured in a worker,
-    7,800 page faults and 21 ms per near-duplicate check, against 0 and 8.5 ms once set. No-op
-    without glibc; once per process."""
+    full-size array or OpenCV scratch buffer is mapped and faulted in anew (the cost: docs/params.md,
+    workers). No-op without glibc; once per process."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
@@ -100,8 +99,8 @@ def init_worker() -> None:
 
 
 # One thread per worker for the numeric libraries too: their default (a thread per core, busy-waiting)
-# in every worker oversubscribes the cores; measured on 2 cores: the audit ran slower with 2 workers
-# than with 1. Set before the fork server starts, so it and every worker inherit it.
+# in every worker oversubscribes the cores (docs/params.md, workers). Set before the fork server
+# starts, so it and every worker inherit it.
 _SINGLE_THREADED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

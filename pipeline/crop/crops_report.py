@@ -1,4 +1,5 @@
-"""``reports/crops.html``: every OPG thumbnail with its teeth box, lowest confidence first.
+"""``reports/crops.html``: every OPG thumbnail with its teeth box, lowest confidence first; the
+thumbnails themselves (:func:`thumbnail`, drawn by the crop workers).
 
 Self-contained: the thumbnails (written by the crop workers) are embedded as base64 PNG; the page
 is written streaming, one thumbnail in memory at a time.
@@ -9,7 +10,10 @@ import base64
 import html
 from pathlib import Path
 
-from pipeline.core import atomic
+import cv2
+import numpy as np
+
+from pipeline.core import atomic, pngio
 
 _STYLE = """body{font-family:sans-serif;margin:1em;background:#fafafa}
 .grid{display:flex;flex-wrap:wrap;gap:10px}
@@ -17,6 +21,24 @@ figure{margin:0;background:#fff;border:1px solid #ccc;padding:4px;width:min-cont
 figure.fallback{border:2px solid #f80}
 figcaption{font-size:12px;line-height:1.3}
 img{display:block}"""
+
+
+def thumbnail(img: np.ndarray, box: tuple[int, int, int, int], method: str, width: int) -> bytes:
+    """8-bit PNG bytes of ``img`` shrunk to ``width`` with ``box`` drawn (green detected, orange fallback)."""
+    h, w = img.shape
+    s = width / w
+    small = cv2.resize(pngio.to_float01(img), (width, max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    lo, hi = np.percentile(small, (0.5, 99.5))
+    u8 = np.round(np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    bgr = cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR)
+    colour = (60, 200, 60) if method == "detected" else (0, 140, 255)
+    p0 = (int(box[0] * s), int(box[1] * s))
+    p1 = (min(width - 1, int(box[2] * s)), min(bgr.shape[0] - 1, int(box[3] * s)))
+    cv2.rectangle(bgr, p0, p1, colour, 2)
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise OSError("thumbnail encoding failed")
+    return buf.tobytes()
 
 
 def write_report(path: Path, rows: list[dict], thumbs_dir: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Detector helpers (see pipeline/crop/crop.py for the method)."""
+"""The detector's image measurements and profile walks, each on a work-size grey image or a 1-D
+profile (the method, step by step: :mod:`pipeline.crop.landmarks`)."""
 from __future__ import annotations
 
 import cv2
@@ -115,6 +116,47 @@ def fit_curve(score: np.ndarray, valley: np.ndarray, xs: np.ndarray, band: tuple
     return coef, float(keep.mean()), (depth[keep] if keep.any() else np.zeros(1))
 
 
+def extent(profile: np.ndarray, start: int, step: int, frac: float) -> int:
+    """From ``start`` by ``step``: the last index where ``profile`` stays above ``frac`` of its value at ``start``."""
+    thr = frac * profile[start]
+    i = start
+    while 0 <= i + step < len(profile) and profile[i + step] > thr:
+        i += step
+    return i
+
+
+def crown_extent(profile: np.ndarray, start: int, step: int, thr: float, run: int) -> int:
+    """From ``start`` outwards by ``step``: the last index above ``thr`` before ``run`` indices in a row below it."""
+    last, miss, i = start, 0, start
+    while 0 <= i < len(profile):
+        if profile[i] > thr:
+            last, miss = i, 0
+        else:
+            miss += 1
+            if miss > run:
+                break
+        i += step
+    return last
+
+
+def gap_extent(vstraight: np.ndarray, reach: int, c0: int, c1: int, frac: float, mid: int) -> tuple[int, int]:
+    """Columns over which the occlusal gap (dark between bright crowns) runs, from the middle out."""
+    ww = vstraight.shape[1]
+    near = max(2, int(0.04 * vstraight.shape[0]))
+    cols = vstraight[reach - near:reach + near + 1].max(0)
+    kc = max(3, int(0.06 * ww) | 1)
+    cols = cv2.morphologyEx(cols[:, None], cv2.MORPH_CLOSE, np.ones((kc, 1), np.uint8)).ravel()
+    cols = cv2.GaussianBlur(cols[:, None], (0, 0), 2.0).ravel()
+    thr = frac * float(np.median(cols[c0:c1]))
+    centre = c0 + int(np.argmax(cols[c0:c1] > thr)) if (cols[c0:c1] > thr).any() else mid
+    left = right = max(centre, mid) if cols[mid] > thr else centre
+    while left > 0 and cols[left - 1] > thr:
+        left -= 1
+    while right < ww - 1 and cols[right + 1] > thr:
+        right += 1
+    return left, right + 2
+
+
 def lobe_extent(profile: np.ndarray, frac: float, close: int) -> float:
     """Rows from the start of ``profile`` (the gap) to where its lobe, closed over ``close`` rows,
     falls below ``frac`` of its peak for good."""
@@ -157,20 +199,6 @@ def mandible_distance(g: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, reach: 
              and drop[i] >= 0.5 * drop.max()]
     i = peaks[-1] if peaks else int(np.argmax(drop))
     return float(i + lo - reach), float(drop[i] / drop.max())
-
-
-def midline(score: np.ndarray, band: tuple[float, float]) -> int:
-    """The jaw's midline column: the weighted median column of the occlusal-gap evidence (dark
-    between teeth above and below) in the rows searched for the gap, over the field's middle 80 %."""
-    hh, ww = score.shape
-    a, b = int(0.1 * ww), int(0.9 * ww)
-    w = score[int(band[0] * hh):max(int(band[0] * hh) + 1, int(band[1] * hh)), a:b].max(0)
-    w = cv2.GaussianBlur(w.astype(np.float32)[:, None], (0, 0), 3.0).ravel()
-    w = np.maximum(w - 0.3 * float(w.max()), 0)
-    if w.sum() <= 0:
-        return ww // 2
-    c = np.cumsum(w)
-    return a + int(np.searchsorted(c, c[-1] / 2))
 
 
 def symmetry_axis(g: np.ndarray, width: int = 160, span: tuple[float, float] = (0.3, 0.7)) -> tuple[float, float]:

@@ -13,8 +13,6 @@ RGB; planted defects; identifying DICOM tags carrying unique marker strings; and
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 from pipeline.core import atomic
 from pipeline.core.config import param
 from pipeline.core.tables import write_csv
+from pipeline.demo.encode import IDENTIFYING_FIELDS, dicom_bytes, encode_raster, marker_strings, to_u8  # noqa: F401  (IDENTIFYING_FIELDS, marker_strings: re-exported)
 
 DEFECTS = ("zero_byte", "truncated", "not_image", "exact_duplicate", "near_duplicate", "underexposed",
            "overexposed", "blur", "rotated180", "not_panoramic", "burned_in_text")
@@ -34,9 +33,6 @@ CLEAN_FORMATS = ("dicom_mono2_16", "dicom_mono1_12", "png8", "jpeg", "dicom_8bit
                  "dicom_rle_mono1", "tiff_rgb")
 GT_COLUMNS = ["file", "defect", "source", "format", "expected_status", "patient",
               "teeth_x0", "teeth_y0", "teeth_x1", "teeth_y1", "width", "height"]
-IDENTIFYING_FIELDS = ("PatientName", "PatientID", "InstitutionName",
-                      "InstitutionAddress", "ReferringPhysicianName", "OperatorsName", "AccessionNumber",
-                      "StationName", "StudyID", "PrivateTag")
 
 
 @dataclass(frozen=True)
@@ -45,14 +41,6 @@ class PhantomsConfig:
     n_per_defect: int = param(3, ge=0)
     width: int = param(768, ge=128)    # smaller is too small to draw an OPG
     height: int = param(384, ge=64)
-
-
-# ------------------------------------------------------------------------------------------ markers
-def marker_strings(seed: int) -> list[str]:
-    """Every identifying marker planted in the archive of ``seed``: each planted value contains one
-    of these (a value is a marker plus a per-patient suffix), so searching for them finds any leak."""
-    h = hashlib.sha256(f"dentsynth-markers-{seed}".encode()).hexdigest().upper()
-    return [f"ZQX{field[:3].upper()}{h[i * 5:i * 5 + 5]}" for i, field in enumerate(IDENTIFYING_FIELDS)]
 
 
 # ---------------------------------------------------------------------------------------- rendering
@@ -262,122 +250,6 @@ def render_periapical(rng: np.random.Generator, height: int, width: int) -> np.n
     return np.clip(img, 0, 1)
 
 
-# ------------------------------------------------------------------------------------------ writers
-def _u8(img: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-def _u16(img: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(img, 0, 1) * 65535).astype(np.uint16)
-
-
-def _encode_raster(img: np.ndarray, kind: str) -> bytes:
-    """PNG/JPEG/TIFF bytes of ``img`` as ``kind`` (png8, png16, jpeg, tiff8, tiff16, *_rgb)."""
-    if kind in ("png8", "png_rgb"):
-        arr, ext, params = _u8(img), ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    elif kind == "png16":
-        arr, ext, params = _u16(img), ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    elif kind in ("jpeg", "jpeg_rgb"):
-        arr, ext, params = _u8(img), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]
-    elif kind in ("tiff8", "tiff_rgb"):
-        arr, ext, params = _u8(img), ".tif", []
-    elif kind == "tiff16":
-        arr, ext, params = _u16(img), ".tif", []
-    else:
-        raise ValueError(kind)
-    if kind.endswith("_rgb"):
-        arr = cv2.merge([arr, arr, arr])
-    ok, buf = cv2.imencode(ext, arr, params)
-    if not ok:
-        raise OSError(f"cannot encode {kind}")
-    return buf.tobytes()
-
-
-def _identifying(ds, seed: int, patient: str, study: int) -> None:
-    """Plant identifying tags, each value carrying its field's marker string."""
-    m = dict(zip(IDENTIFYING_FIELDS, marker_strings(seed)))
-    ds.PatientName = f"{m['PatientName']}^{patient}"
-    ds.PatientID = f"{m['PatientID']}-{patient}"
-    ds.PatientBirthDate = "19" + str(50 + int(hashlib.md5(patient.encode()).hexdigest(), 16) % 40) + "0101"
-    ds.add_new(0x00100032, "TM", "101010")  # PatientBirthTime
-    ds.InstitutionName = f"{m['InstitutionName']} Dental Institute"
-    ds.InstitutionAddress = f"{m['InstitutionAddress']} Street 1"
-    ds.ReferringPhysicianName = f"{m['ReferringPhysicianName']}^Doctor"
-    ds.OperatorsName = f"{m['OperatorsName']}^Operator"
-    ds.AccessionNumber = f"{m['AccessionNumber']}{study}"[:16]
-    ds.StationName = f"{m['StationName']}"[:16]
-    ds.StudyID = f"{m['StudyID']}"[:16]
-    ds.StudyDate = f"2024{1 + study % 12:02d}15"
-    ds.StudyTime = "093000"
-    block = ds.private_block(0x0019, "DENTSYNTH DEMO VENDOR", create=True)
-    block.add_new(0x10, "LO", f"{m['PrivateTag']} private note")
-
-
-def _dicom_bytes(img: np.ndarray, kind: str, rng: np.random.Generator, seed: int, patient: str, study: int) -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, JPEG2000Lossless,
-                             RLELossless, generate_uid)
-
-    ds = Dataset()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(seed), patient, str(study), kind])
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[str(seed), patient, str(study), "study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[str(seed), patient, str(study), "series"])
-    ds.Modality = "PX"
-    ds.Manufacturer = "Phantom Dental Systems"
-    ds.ImagerPixelSpacing = [0.1, 0.1]
-    ds.SeriesNumber, ds.InstanceNumber = 1, 1
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    _identifying(ds, seed, patient, study)
-    ds.SamplesPerPixel = 1
-    ds.Rows, ds.Columns = img.shape
-    ds.PixelRepresentation = 0
-    photometric = "MONOCHROME2"
-    if kind == "dicom_mono2_16":  # 16 bits, rescale, a window covering the data
-        stored = np.round(img * 50000 + 1000).astype(np.uint16)
-        bits = 16
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1000
-        ds.WindowCenter, ds.WindowWidth = 25000, 50001
-    elif kind in ("dicom_mono1_12", "dicom_rle_mono1"):  # 12 bits stored in 16, inverted
-        stored = np.round((1 - img) * 4095).astype(np.uint16)
-        bits, photometric = 12, "MONOCHROME1"
-        ds.WindowCenter, ds.WindowWidth = 2048, 4096
-        if kind == "dicom_mono1_12":  # junk in the unused high bits (an old overlay plane)
-            junk = (rng.random(img.shape) < 0.3).astype(np.uint16) << 13
-            stored = stored | junk
-    elif kind == "dicom_8bit":
-        stored, bits = _u8(img), 8
-    elif kind == "dicom_voi_lut":  # 12 bits with a VOI LUT sequence (a gamma; stored values pre-inverted)
-        gamma = 0.8
-        stored, bits = np.round(np.clip(img, 0, 1) ** (1 / gamma) * 4095).astype(np.uint16), 12
-        item = Dataset()
-        item.add_new("LUTDescriptor", "US", [4096, 0, 16])
-        lut = np.round((np.arange(4096) / 4095.0) ** gamma * 65535).astype(np.uint16)
-        item.add_new("LUTData", "OW", lut.tobytes())
-        item.LUTExplanation = "gamma 0.8"
-        ds.VOILUTSequence = [item]
-    elif kind == "dicom_j2k":
-        stored, bits = _u16(img), 16
-    else:
-        raise ValueError(kind)
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 8 if bits == 8 else 16
-    ds.BitsStored, ds.HighBit = bits, bits - 1
-    ds.PixelData = np.ascontiguousarray(stored).tobytes()
-    if kind == "dicom_j2k":
-        ds.compress(JPEG2000Lossless, np.ascontiguousarray(stored), generate_instance_uid=False)
-    elif kind == "dicom_rle_mono1":
-        ds.compress(RLELossless, np.ascontiguousarray(stored), generate_instance_uid=False)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
 _EXT = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "dicom": ".dcm"}
 
 
@@ -424,6 +296,41 @@ _NOT_IMAGE = (b"Referral letter\nPlease see the attached radiograph.\n",
               b"<html><body>Export failed: disk full</body></html>\n")
 
 
+def _near_copy(img: np.ndarray, box, rng: np.random.Generator, cfg: PhantomsConfig) -> tuple[np.ndarray, list]:
+    """(image, teeth box): ``img`` smaller and slightly cropped (a re-export)."""
+    f = float(rng.uniform(0.8, 0.95))
+    sw, sh = round(cfg.width * f), round(cfg.height * f)
+    small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+    cx_, cy_ = int(sw * rng.uniform(0, 0.03)), int(sh * rng.uniform(0, 0.03))
+    small = small[cy_:, cx_:]
+    b = _box(box, sw / cfg.width, sh / cfg.height, cx_, cy_)
+    return small, [max(b[0], 0), max(b[1], 0), min(b[2], small.shape[1]), min(b[3], small.shape[0])]
+
+
+def _degraded(d: str, img: np.ndarray | None, box, rng: np.random.Generator, seed: int, j: int,
+              cfg: PhantomsConfig) -> tuple[np.ndarray, list]:
+    """(image, teeth box) of image defect ``d`` planted in ``img`` (not_panoramic: an intra-oral view instead)."""
+    b = list(box)
+    if d == "underexposed":  # 65-85% of the frame below 0.05
+        q = float(np.quantile(img, rng.uniform(0.65, 0.85))) ** 2.2
+        bad = np.power(img, 2.2) * np.float32(min(0.3, 0.05 / max(q, 1e-6)))
+    elif d == "overexposed":  # 65-85% of the frame clipped to white
+        q, g = float(np.quantile(img, rng.uniform(0.15, 0.35))), rng.uniform(1.5, 2.0)
+        bad = np.clip(img * np.float32(g) + np.float32(0.97 - g * q), 0, 1)
+    elif d == "blur":
+        bad = cv2.GaussianBlur(img, (0, 0), 0.012 * cfg.width)
+    elif d == "rotated180":
+        bad = np.ascontiguousarray(img[::-1, ::-1])
+        b = _box(box, size=(cfg.width, cfg.height), rot180=True)
+    elif d == "burned_in_text":
+        bad = _burn_text(img, rng)
+    else:  # not_panoramic: a square or portrait intra-oral view
+        side = cfg.height
+        bad = render_periapical(np.random.default_rng([seed, 999, j]), side, int(side * (0.8 if j % 2 else 1.0)))
+        b = ["", "", "", ""]
+    return bad, b
+
+
 def build_archive(out_dir: str | os.PathLike, cfg: PhantomsConfig, seed: int, progress: bool = True) -> Path:
     """Write the demo archive and its ground_truth.csv into ``out_dir`` (replaced atomically).
 
@@ -439,8 +346,8 @@ def build_archive(out_dir: str | os.PathLike, cfg: PhantomsConfig, seed: int, pr
 
     def encode(img, kind, patient, study):
         if kind.startswith("dicom"):
-            return _dicom_bytes(img, kind, rng, seed, patient, study)
-        return _encode_raster(img, kind)
+            return dicom_bytes(img, kind, rng, seed, patient, study)
+        return encode_raster(img, kind)
 
     with atomic.directory(out_dir) as tmp:
         def put(rel: str, data: bytes, box=("", "", "", ""), size=("", ""), **row) -> None:
@@ -496,46 +403,22 @@ def build_archive(out_dir: str | os.PathLike, cfg: PhantomsConfig, seed: int, pr
                         to = _RESAVE[src_kind]
                         img = render(i)[0]
                         if src_kind in ("png16", "tiff16"):
-                            data = _encode_raster(img, to)
+                            data = encode_raster(img, to)
                         else:  # exactly the 8-bit values the source holds
-                            img = _u8(img).astype(np.float32) / 255.0
-                            data = _encode_raster(img, to)
+                            img = to_u8(img).astype(np.float32) / 255.0
+                            data = encode_raster(img, to)
                         put(f"copies/{stem}_resaved_{j}{_EXT[_family(to)]}", data, box, full, format=to,
                             expected_status="ok", **common)
                     else:  # a byte copy elsewhere in the archive
                         put(f"copies/{stem}_copy_{j}{suffix}", (tmp / src_rel).read_bytes(), box, full,
                             format=src_kind, expected_status="ok", **common)
                 elif d == "near_duplicate":  # smaller, slightly cropped, re-encoded as JPEG
-                    f = float(rng.uniform(0.8, 0.95))
-                    sw, sh = round(cfg.width * f), round(cfg.height * f)
-                    small = cv2.resize(render(i)[0], (sw, sh), interpolation=cv2.INTER_AREA)
-                    cx_, cy_ = int(sw * rng.uniform(0, 0.03)), int(sh * rng.uniform(0, 0.03))
-                    small = small[cy_:, cx_:]
-                    b = _box(box, sw / cfg.width, sh / cfg.height, cx_, cy_)
-                    b = [max(b[0], 0), max(b[1], 0), min(b[2], small.shape[1]), min(b[3], small.shape[0])]
-                    put(f"{base}.jpg", _encode_raster(small, "jpeg"), b, (small.shape[1], small.shape[0]),
+                    small, b = _near_copy(render(i)[0], box, rng, cfg)
+                    put(f"{base}.jpg", encode_raster(small, "jpeg"), b, (small.shape[1], small.shape[0]),
                         format="jpeg", expected_status="ok", **common)
                 else:
-                    b = list(box)
                     img = render(i)[0] if d != "not_panoramic" else None
-                    if d == "underexposed":  # 65-85% of the frame below 0.05
-                        q = float(np.quantile(img, rng.uniform(0.65, 0.85))) ** 2.2
-                        bad = np.power(img, 2.2) * np.float32(min(0.3, 0.05 / max(q, 1e-6)))
-                    elif d == "overexposed":  # 65-85% of the frame clipped to white
-                        q, g = float(np.quantile(img, rng.uniform(0.15, 0.35))), rng.uniform(1.5, 2.0)
-                        bad = np.clip(img * np.float32(g) + np.float32(0.97 - g * q), 0, 1)
-                    elif d == "blur":
-                        bad = cv2.GaussianBlur(img, (0, 0), 0.012 * cfg.width)
-                    elif d == "rotated180":
-                        bad = np.ascontiguousarray(img[::-1, ::-1])
-                        b = _box(box, size=full, rot180=True)
-                    elif d == "burned_in_text":
-                        bad = _burn_text(img, rng)
-                    else:  # not_panoramic: a square or portrait intra-oral view
-                        side = cfg.height
-                        bad = render_periapical(np.random.default_rng([seed, 999, j]), side,
-                                                int(side * (0.8 if j % 2 else 1.0)))
-                        b = ["", "", "", ""]
+                    bad, b = _degraded(d, img, box, rng, seed, j, cfg)
                     put(f"{base}{_EXT[fam]}", encode(bad.astype(np.float32), kind, patient, 3 + j), b,
                         (bad.shape[1], bad.shape[0]), format=kind, expected_status="ok", **common)
         bar.close()

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from bench import crop_fit, crop_transforms
-from pipeline.crop.crop import CropConfig, Landmarks, landmark_box
+from pipeline.crop.boxes import landmark_box
+from pipeline.crop.config import CropConfig
+from pipeline.crop.landmarks import Landmarks
 from pipeline.ingest.probe import DecodeError
 
 

@@ -26,7 +26,7 @@ def _sections() -> dict[str, type]:
     from pipeline.gan.train import TrainConfig
     from pipeline.ingest.ingest import IngestConfig
     from pipeline.metrics.evaluate import EvaluateConfig
-    from pipeline.metrics.reader_study import ReaderStudyConfig
+    from pipeline.reader.config import ReaderStudyConfig
     from pipeline.release.release import ReleaseConfig
     from pipeline.variants.letterbox import LetterboxConfig
     from pipeline.variants.split import SplitConfig

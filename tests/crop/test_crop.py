@@ -15,8 +15,10 @@ from pipeline.core import config, pngio
 from pipeline.demo import phantoms
 from bench import crop_transforms
 from pipeline.crop import detector
-from pipeline.crop.crop import (MANIFEST_COLUMNS, CropConfig, Landmarks, _crown_extent, coverage_and_ratio, detect_teeth,
-                               detection, measure, run_crop)
+from pipeline.crop.boxes import coverage_and_ratio, detect_teeth, detection
+from pipeline.crop.config import CropConfig
+from pipeline.crop.crop import MANIFEST_COLUMNS, run_crop
+from pipeline.crop.landmarks import Landmarks, measure
 from pipeline.ingest.decode import decode_file
 from pipeline.core.frames import Cleaning
 from tests.builders import make_stage_inputs
@@ -125,9 +127,9 @@ def test_crown_extent_bridges_a_missing_tooth_but_not_an_empty_jaw():
     profile[40:60] = 1.0   # front teeth
     profile[30:38] = 1.0   # a premolar after a 2-column gap (a missing tooth)
     profile[10:20] = 1.0   # a molar after a 10-column gap
-    assert _crown_extent(profile, 45, -1, 0.5, run=3) == 30
-    assert _crown_extent(profile, 45, -1, 0.5, run=12) == 10
-    assert _crown_extent(profile, 55, +1, 0.5, run=3) == 59
+    assert detector.crown_extent(profile, 45, -1, 0.5, run=3) == 30
+    assert detector.crown_extent(profile, 45, -1, 0.5, run=12) == 10
+    assert detector.crown_extent(profile, 55, +1, 0.5, run=3) == 59
 
 
 def test_lone_crowns_are_sought_beyond_a_short_arch_but_not_beyond_a_complete_one():

@@ -1,7 +1,7 @@
 """Score a reader study: the readers' answer files joined with the key.
 
 Input: ``reports/reader_study/answers/*.csv`` (or ``*.json``), the files the study page downloads,
-and the key ``data/reader_study/key.csv`` (:mod:`pipeline.metrics.reader_study`). Output:
+and the key ``data/reader_study/key.csv`` (:mod:`pipeline.reader.study`). Output:
 
 * ``reports/reader_study/scores.json``: per reader and pooled: accuracy with a 95% Wilson interval
   and the exact two-sided binomial p-value against chance (50%), sensitivity (synthetic images

@@ -21,9 +21,10 @@ import pytest
 from pipeline.core import config
 from pipeline.core.layout import Layout
 from pipeline.core.tables import read_csv
-from pipeline.metrics import reader_score
-from pipeline.metrics.reader_study import (ReaderStudyConfig, StudyError, build_study, page_data, render_page, unmask,
-                                           write_study)
+from pipeline.reader import score as reader_score
+from pipeline.reader.page import page_data, render_page
+from pipeline.reader.secret import unmask
+from pipeline.reader.study import ReaderStudyConfig, StudyError, build_study, write_study
 from tests.builders import make_reader_study_project
 
 PASS = "kq7m-xt3h-9pvc-2dna"

@@ -16,9 +16,9 @@ from scipy.stats import binom, binomtest
 from pipeline.core import cli
 from pipeline.core.layout import Layout
 from pipeline.core.tables import read_csv
-from pipeline.metrics import reader_score
+from pipeline.reader import score as reader_score
 from pipeline.metrics.quality_report import reader_study_section, render
-from pipeline.metrics.reader_study import ReaderStudyConfig, write_study
+from pipeline.reader.study import ReaderStudyConfig, write_study
 from stages import reader_score as stage_score
 from stages import reader_study as stage_study
 from tests.builders import env, make_reader_study_project
