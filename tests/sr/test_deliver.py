@@ -86,7 +86,8 @@ def test_evaluate_scores_whole_images_scaled_down_and_patches_at_full_size(proje
 
 
 def test_the_reader_study_shows_real_images_at_the_delivered_size(project):
-    from pipeline.metrics.reader_study import ReaderStudyConfig, delivered_scale, real_candidates
+    from pipeline.reader.config import ReaderStudyConfig
+    from pipeline.reader.images import delivered_scale, real_candidates
     lay = Layout(project)
     assert delivered_scale(lay, "wide") == 4
     cands = real_candidates(ReaderStudyConfig(variant="wide", splits=["val", "test"]), lay)
