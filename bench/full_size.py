@@ -11,7 +11,7 @@ Per ``--size`` (the GAN's size) and ``--scale``:
    and the consistency error (the output area-downscaled against its input). Train images against
    the held-out ones are the real-vs-real reference; the held-out low-resolution images through the
    SR stage (and through bicubic) show how believable the added detail is on real inputs.
-4. The full-size failure modes (:func:`pipeline.metrics.failures.full_size_failures`) made from train
+4. The full-size failure modes (:func:`bench.failures.full_size_failures`) made from train
    images, scored the same way: each must rank below real.
 5. Speed and peak memory of SR training and tiled inference at x4 and x8.
 
@@ -43,7 +43,7 @@ from pipeline.core import atomic, config
 from pipeline.gan.generate import GenerateConfig
 from pipeline.gan.trainset import load_train_images
 from pipeline.metrics.evaluate import EvaluateConfig
-from pipeline.metrics.failures import full_size_failures
+from bench.failures import full_size_failures
 from pipeline.metrics.patches import PatchConfig, patch_metrics
 from pipeline.metrics.swd import swd
 from pipeline.sr.models import SRGenerator
@@ -76,7 +76,7 @@ class PeakRSS:
 
 
 def score(ref: np.ndarray, cand: np.ndarray, pcfg: PatchConfig, ecfg: EvaluateConfig, seed: int) -> dict:
-    p = patch_metrics(ref, cand, pcfg, ecfg.c2st, ecfg.prdc.k, ecfg.intervals, seed)
+    p = patch_metrics(ref, cand, pcfg, ecfg.c2st, ecfg.prdc, ecfg.intervals, seed)
     s = swd(ref, cand, ecfg.swd, seed)
     return {"patch_c2st_accuracy": p["c2st_accuracy"]["value"], "patch_c2st_interval": p["c2st_accuracy"]["interval"],
             **{f"patch_{k}": p[k]["value"] for k in ("precision", "recall", "density", "coverage")},

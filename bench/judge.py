@@ -5,7 +5,7 @@ On a real archive (the pipeline's stages up to split, as ``bench.quality`` runs 
 1. a generator of a given recipe (default: the recipe before issue 27, ``--recipe-changes``) is
    trained for ``--budget-s`` CPU seconds with snapshots (an early run's stages);
 2. each snapshot draws as many images as the held-out set has, and so do the failure modes of
-   :mod:`pipeline.metrics.failures` (made from train images) and the real reference (train images);
+   :mod:`bench.failures` (made from train images) and the real reference (train images);
 3. every set is scored by :func:`pipeline.metrics.c2st.c2st` against the held-out set, with the
    params.yaml ``evaluate.c2st`` settings, each with its 95% interval and the judge's CPU time.
 
@@ -33,7 +33,7 @@ from pipeline.gan.generate import GenerateConfig
 from pipeline.gan.trainset import load_train_images
 from pipeline.metrics.c2st import c2st
 from pipeline.metrics.evaluate import EvaluateConfig
-from pipeline.metrics.failures import failure_sets
+from bench.failures import failure_sets
 from pipeline.metrics.intervals import mean_interval
 
 # the recipe params.yaml stated before issue 27 (no layout basis, no minibatch std)

@@ -6,7 +6,7 @@ training images a generator learned from) and an unseen set of the same source. 
 set is scored against the reference with ``evaluate``'s own code and parameters
 (:func:`pipeline.metrics.evaluate.quality_metrics`, the dataclass defaults, which equal
 params.yaml): the unseen real images give the real-vs-real value, the failure modes of
-:mod:`pipeline.metrics.failures` (made from the unseen images, or the reference's mean image) what
+:mod:`bench.failures` (made from the unseen images, or the reference's mean image) what
 the metric must rank worse. A metric may head the quality report's verdict only if it ranks every
 failure mode worse than real in every split of every data set.
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from bench.common import save
 from pipeline.metrics.evaluate import EvaluateConfig, quality_metrics
-from pipeline.metrics.failures import FAILURE_MODES, failure_sets
+from bench.failures import FAILURE_MODES, failure_sets
 from pipeline.metrics.metric_table import HEADLINE, METRICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def write(payload: dict) -> None:
     parts = ["Each cell: the failure mode's value (mean over splits) and whether it ranks worse than the "
              "real-vs-real value (unseen real images against the reference set) in every split; **NOT worse** or "
              "**worse k/n**: the metric let that failure through in some splits. Headline: the metrics the "
-             "quality report's verdict rests on. Failure modes: pipeline/metrics/failures.py.",
+             "quality report's verdict rests on. Failure modes: bench/failures.py.",
              *(table(n, r) for n, r in results.items()),
              "Metrics that rank every failure mode worse than real in every split of every data set: " +
              ", ".join(m for m, ok in ranks_all.items() if ok) + ". Fooled: " +

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import atomic, config, pngio, workpool
-from pipeline.metrics.c2st import C2STConfig, c2st, embed, standardise
+from pipeline.metrics.c2st import C2STConfig, c2st
+from pipeline.metrics.embedding import embed, standardise
 from pipeline.metrics.diversity import DiversityConfig, diversity, mean_pairwise_ms_ssim
 from pipeline.metrics.fid import FIDConfig, features, fid_kid, load_inception, weights_available
 from pipeline.core.layout import Layout
@@ -43,8 +44,6 @@ class EvaluateConfig:
     heldout_splits: list[str] = field(default_factory=lambda: ["val", "test"])  # real images never trained on
     max_images: int = config.param(1000, ge=0)     # per set for the distribution metrics (seeded subsample; 0 = all)
     inception_weights: str = ""     # local torchvision inception_v3 state dict; empty: no FID/KID
-    embed_max_side: int = config.param(64, ge=8)   # resolution of the random-CNN features for precision/recall (long side)
-    embeddings: int = config.param(3, ge=1)        # random-CNN embeddings (seeds) for precision/recall/density/coverage: mean + spread
     swd: SWDConfig = field(default_factory=SWDConfig)
     c2st: C2STConfig = field(default_factory=C2STConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
@@ -105,10 +104,10 @@ def quality_metrics(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateCon
 
 
 def _prdc(heldout: np.ndarray, candidate: np.ndarray, cfg: EvaluateConfig, seed: int, cache: dict) -> dict:
-    """Precision, recall, density, coverage in ``cfg.embeddings`` random-CNN embeddings (seeds):
+    """Precision, recall, density, coverage in ``cfg.prdc.embeddings`` random-CNN embeddings (seeds):
     the mean is the value, with its spread (std) and every embedding's value."""
-    ecfg = C2STConfig(width=cfg.c2st.width, max_side=cfg.embed_max_side)
-    seeds = [seed + 3 + e for e in range(cfg.embeddings)]
+    ecfg = cfg.prdc
+    seeds = [seed + 3 + e for e in range(ecfg.embeddings)]
     if "embed" not in cache:
         cache["embed"] = [embed(heldout, ecfg, s) for s in seeds]
     cfg_k = PRDCConfig(k=min(cfg.prdc.k, len(heldout) - 1, len(candidate) - 1))
@@ -197,9 +196,8 @@ def full_size_metrics(heldout: np.ndarray, synthetic: np.ndarray, train: np.ndar
     """The delivered (super-resolved) images against held-out real ones at full size: patch metrics,
     SWD per pyramid level (train vs held-out as the reference) and the consistency error (the
     delivered image area-downscaled against the GAN's image it came from, grey range [0, 1])."""
-    k = cfg.prdc.k
-    syn = patch_metrics(heldout, synthetic, cfg.patches, cfg.c2st, k, cfg.intervals, seed + 11)
-    ref = patch_metrics(heldout, train, cfg.patches, cfg.c2st, k, cfg.intervals, seed + 11)
+    syn = patch_metrics(heldout, synthetic, cfg.patches, cfg.c2st, cfg.prdc, cfg.intervals, seed + 11)
+    ref = patch_metrics(heldout, train, cfg.patches, cfg.c2st, cfg.prdc, cfg.intervals, seed + 11)
     out: dict = {"size": f"{heldout.shape[1]}x{heldout.shape[2]}", "patch": cfg.patches.size,
                  "patches_per_class": syn["patches_per_class"], "images": syn["images"]}
     for name, better in FULL_SIZE_METRICS.items():

@@ -20,7 +20,7 @@ METRICS = {
 }
 
 # The metrics the quality report's overall verdict rests on: those that ranked every failure mode
-# of pipeline.metrics.failures (noise, blur, noise over the mean image at four strengths, blotchy
+# of bench.failures (noise, blur, noise over the mean image at four strengths, blotchy
 # texture, wrong scale, one mode, checkerboard) worse than unseen real images, on phantoms and on
 # real OPGs, in every split of bench/metric_validation.py (reports/bench/metric_validation.md).
 HEADLINE = ("swd", "c2st_accuracy", "c2st_auc", "coverage")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core.config import param
-from pipeline.metrics.c2st import C2STConfig, c2st, embed, standardise
+from pipeline.metrics.c2st import C2STConfig, c2st
+from pipeline.metrics.embedding import embed, standardise
 from pipeline.metrics.intervals import IntervalConfig, group_mean_interval
 from pipeline.metrics.prdc import PRDCConfig, prdc_items
 
@@ -41,7 +42,7 @@ def cut(images: np.ndarray, where: np.ndarray, size: int) -> np.ndarray:
 
 
 def patch_metrics(reference: np.ndarray, candidate: np.ndarray, cfg: PatchConfig, c2st_cfg: C2STConfig,
-                  k: int, intervals: IntervalConfig, seed: int) -> dict:
+                  prdc_cfg: PRDCConfig, intervals: IntervalConfig, seed: int) -> dict:
     """C2ST accuracy and PRDC of ``candidate`` patches against ``reference`` patches (stacks (n, H, W)
     in [0, 1] of one size; the larger set is subsampled to the smaller one's size)."""
     if reference.shape[1:] != candidate.shape[1:]:
@@ -59,8 +60,8 @@ def patch_metrics(reference: np.ndarray, candidate: np.ndarray, cfg: PatchConfig
     out = {"images": n, "patches_per_class": len(pr), "patch": cfg.size,
            "c2st_accuracy": {"value": c["accuracy"], "interval": group_mean_interval(c["correct"], acc_groups, intervals, seed + 3)},
            "c2st_auc": {"value": c["auc"]}}
-    er, ec = standardise(embed(pr, ccfg, seed + 4), embed(pc, ccfg, seed + 4))
-    items = prdc_items(er, ec, PRDCConfig(k=min(k, len(pr) - 1)))
+    er, ec = standardise(embed(pr, prdc_cfg, seed + 4, cfg.size), embed(pc, prdc_cfg, seed + 4, cfg.size))
+    items = prdc_items(er, ec, PRDCConfig(k=min(prdc_cfg.k, len(pr) - 1)))
     for name, v in items.items():
         out[name] = {"value": float(v.mean()), "interval": group_mean_interval(v, groups, intervals, seed + 5)}
     return out

@@ -24,6 +24,9 @@ from pipeline.core.config import param
 @dataclass(frozen=True)
 class PRDCConfig:
     k: int = param(5, ge=1)
+    embeddings: int = param(3, ge=1)   # random-CNN embeddings (seeds): their mean is reported, with the spread
+    max_side: int = param(64, ge=8)    # images are read at this long side (detail bands as local RMS below full size)
+    width: int = param(16, ge=1)       # channels of the embedding network's first block
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from bench import judge
 from pipeline.core import pngio
 from pipeline.demo import phantoms
-from pipeline.metrics.failures import FAILURE_MODES
+from bench.failures import FAILURE_MODES
 
 
 def test_judge_scores_snapshots_failure_modes_and_real(tmp_path, one_torch_thread):

@@ -14,12 +14,12 @@ from pipeline.demo import phantoms
 
 
 def _embeddings() -> int:
-    """params.yaml ``evaluate.embeddings``: the random-CNN embeddings precision is averaged over."""
+    """params.yaml ``evaluate.prdc.embeddings``: the random-CNN embeddings precision is averaged over."""
     from pathlib import Path
 
     from pipeline.core import config
 
-    return int(config.load_params(Path(__file__).resolve().parents[2] / "params.yaml")["evaluate"]["embeddings"])
+    return int(config.load_params(Path(__file__).resolve().parents[2] / "params.yaml")["evaluate"]["prdc"]["embeddings"])
 
 
 def _archive(folder, n: int, marker: bool) -> None:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics.c2st import C2STConfig, auc, c2st, embed, prepare, standardise, BAND_GAIN
+from pipeline.metrics.c2st import C2STConfig, auc, c2st, prepare, BAND_GAIN
+from pipeline.metrics.embedding import embed, standardise
+from pipeline.metrics.prdc import PRDCConfig
 from pipeline.demo.phantoms import render_opg
 
 
@@ -51,10 +53,11 @@ def test_too_few_images_is_a_clear_error(sets):
 
 def test_embedding_is_seeded_and_standardised(sets):
     a, b = sets
-    e1, e2 = embed(a, C2STConfig(), 5), embed(a, C2STConfig(), 5)
+    e1, e2 = embed(a, PRDCConfig(), 5), embed(a, PRDCConfig(), 5)
     assert np.array_equal(e1, e2) and e1.shape[0] == len(a)
-    assert not np.allclose(embed(a, C2STConfig(), 6), e1)  # another seed: another random network
-    eb = embed(b, C2STConfig(), 5)
+    assert not np.allclose(embed(a, PRDCConfig(), 6), e1)  # another seed: another random network
+    eb = embed(b, PRDCConfig(), 5)
+    assert embed(a, PRDCConfig(), 5, max_side=32).shape == e1.shape   # pooled features: any size
     ra, rb = standardise(e1, eb)
     assert np.allclose(ra.mean(0), 0, atol=1e-4)
     assert not np.allclose(rb.mean(0), 0, atol=1e-2)

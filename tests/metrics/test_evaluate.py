@@ -1,5 +1,5 @@
 """Metric validation: on phantoms and on the real OPGs, the quality report's headline metrics rank
-every failure mode real GANs produce (pipeline.metrics.failures: noise, blur, noise over the mean
+every failure mode real GANs produce (bench.failures: noise, blur, noise over the mean
 image at four strengths, blotchy texture, wrong scale, one mode, checkerboard, brighter) worse than
 unseen real images; then the evaluate stage end to end on a tiny project (metrics.json,
 nearest.csv). The full metric x failure table, over several splits: bench/metric_validation.py."""
@@ -17,7 +17,7 @@ from pipeline.core import pngio
 from pipeline.core.layout import Layout
 from pipeline.metrics.c2st import C2STConfig
 from pipeline.metrics.evaluate import METRICS, EvaluateConfig, is_better, quality_metrics, run_evaluate
-from pipeline.metrics.failures import FAILURE_MODES, failure_sets
+from bench.failures import FAILURE_MODES, failure_sets
 from pipeline.metrics.fid import NOT_COMPUTED
 from pipeline.metrics.metric_table import HEADLINE
 from pipeline.demo.phantoms import render_opg

@@ -4,8 +4,9 @@ import pytest
 
 from pipeline.demo import phantoms
 from pipeline.metrics.c2st import C2STConfig, _folds
-from pipeline.metrics.failures import FULL_SIZE_MODES, full_size_failures
+from bench.failures import FULL_SIZE_MODES, full_size_failures
 from pipeline.metrics.intervals import IntervalConfig, group_mean_interval
+from pipeline.metrics.prdc import PRDCConfig
 from pipeline.metrics.patches import PatchConfig, cut, patch_metrics, positions
 
 
@@ -58,7 +59,7 @@ def test_patch_c2st_ranks_every_full_size_failure_below_real():
     held, unseen = render(30), render(30)
     cfg = PatchConfig(size=32, per_image=4)
     c2st = C2STConfig(epochs=30, patience=6)
-    real = patch_metrics(held, unseen, cfg, c2st, 5, IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
+    real = patch_metrics(held, unseen, cfg, c2st, PRDCConfig(), IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
     for name, imgs in full_size_failures(unseen, 4, seed=2).items():
-        acc = patch_metrics(held, imgs, cfg, c2st, 5, IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
+        acc = patch_metrics(held, imgs, cfg, c2st, PRDCConfig(), IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
         assert acc > real + 0.1, (name, acc, real)
