@@ -70,7 +70,9 @@ def _release(project: Path, version: str, seed_base: int) -> None:
     builders.dvc(project, "repro", "-s", "release")
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", f"release {version}")
-    _git(project, "tag", f"v{version}")
+    _git(project, "tag", "-a", f"v{version}", "-m", f"dentsynth release {version}")
+    for name in yaml.safe_load((project / "dvc.yaml").read_text())["artifacts"]:   # what `dvc artifacts get` finds
+        _git(project, "tag", "-a", f"{name}@v{version}", "-m", f"{name} of release {version}")
     builders.dvc(project, "push")
 
 
@@ -97,9 +99,10 @@ def producer(repo_root, tmp_path_factory):
     _release(project, "0.1.0", 1_000_000)
     first = {p.name: _sha256(p) for p in (project / "data" / "release").glob("*.tar.gz")}
     _release(project, "0.2.0", 2_000_000)
-    assert builders.changed_stages(project, "release") == set()
-    out = builders.dvc(project, "status", "--cloud", "--json")
-    in_sync = json.loads(out[out.index("{"):]) if "{" in out else {}
+    ran = ["release", *(f"{s}@{v}" for s in ("train", "generate") for v in variants)]
+    assert not set(ran) & builders.changed_stages(project, "release")
+    out = builders.dvc(project, "status", "--cloud", "--json", *ran)
+    in_sync = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
     shutil.rmtree(project / ".dvc" / "cache")
     return project, remote, generators, first, in_sync
 
@@ -162,6 +165,8 @@ def test_generators_fetched_by_artifact_name(producer, tmp_path):
     by_path = {a["path"]: name for name, a in artifacts.items() if a.get("type") == "model"}
     for variant, digest in generators.items():
         name = by_path[f"models/{variant}/generator.pt"]
-        out = tmp_path / f"{variant}.pt"
-        builders.dvc(tmp_path, "artifacts", "get", str(project), name, "-o", str(out))
-        assert _sha256(out) == digest, f"{name}: other bytes than the trained generator"
+        for version in ("v0.1.0", None):   # a registered version, or the latest one
+            out = tmp_path / f"{variant}-{version}.pt"
+            builders.dvc(tmp_path, "artifacts", "get", str(project), name, *(["--rev", version] if version else []),
+                         "-o", str(out))
+            assert _sha256(out) == digest, f"{name} {version}: other bytes than the trained generator"
