@@ -42,6 +42,7 @@ demo: install
 	@echo "Done. Open in a browser:"
 	@for f in reports/quality.html reports/audit.html reports/crops.html reports/reader_study/*.html; do \
 	  test -f "$$f" && echo "  $$f"; done; true
+	@echo "  (the reader study's passphrase, for the study lead: data/reader_study/passphrase.txt)"
 	@echo "The release researchers receive (a BagIt folder and its .tar.gz) is in data/release/; check it with:"
 	@for r in data/release/*.tar.gz data/release/*/; do \
 	  test -e "$$r" && echo "  $(BIN)/python -m stages.verify_release $${r%/}"; done; true
