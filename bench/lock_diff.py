@@ -37,6 +37,8 @@ VARYING = {
     "reports/reader_study/per_image.csv": "image keys of the study (from the passphrase)",
     "reports/reader_study/scores.json": "the study id (from the passphrase)",
     "reports/reader_study/per_reader.csv": "the study id (from the passphrase)",
+    "data/release": "the dataset card names the code commit it was built from (and whether tracked files "
+                    "differed from it): a dvc.lock is always committed after the run that made it",
 }
 
 

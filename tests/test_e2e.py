@@ -62,7 +62,9 @@ def test_every_stage_ran_and_left_its_outputs(demo):
 CHANGED_BY_DESIGN = {
     "models/*/live/metrics.json": "the training speed (images_per_s) of the run, logged beside the losses",
     "models/*/live/plots/metrics/images_per_s.tsv": "the training speed per logging step",
-    "dvc.lock": "records the hashes of the two above and of the reader study's OS-drawn key",
+    "reports/reader_study/scores.json": "names the study, whose id follows the reader study's OS-drawn passphrase",
+    "dvc.lock": "records the hashes of the files above, of the reader study's key and of the release "
+                "(its dataset card names the code commit)",
 }
 
 
