@@ -1,4 +1,5 @@
-"""What a new user does: a fresh clone, `make demo`, then look at what came out.
+"""What a new user does: a fresh clone, `make demo`, then look at what came out: the committed
+`dvc.lock` reproduced (docs/reproducibility.md), nothing left for git, the reports, the release.
 
 Slow (the whole demo, on CPU, then one experiment): marked `slow`; `.ci/run` runs it. It reuses this
 checkout's installed .venv instead of installing a second one (CI's own fresh clone already
@@ -6,6 +7,7 @@ exercises the install).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -86,8 +88,6 @@ def test_demo_reproduces_the_committed_lock(demo, tmp_path):
 
 
 def test_git_status_is_clean_after_the_demo(demo):
-    import fnmatch
-
     clone, _, _ = demo
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, check=True,
                             capture_output=True, text=True).stdout.splitlines()
