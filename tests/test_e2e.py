@@ -1,4 +1,5 @@
-"""What a new user does: a fresh clone, `make demo`, then look at what came out.
+"""What a new user does: a fresh clone, `make demo`, then look at what came out: the committed
+`dvc.lock` reproduced (docs/reproducibility.md), nothing left for git, the reports, the release.
 
 Slow (the whole demo, on CPU, then one experiment): marked `slow`; `.ci/run` runs it. It reuses this
 checkout's installed .venv instead of installing a second one (CI's own fresh clone already
@@ -6,6 +7,7 @@ exercises the install).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -55,6 +57,61 @@ def test_every_stage_ran_and_left_its_outputs(demo):
             assert any(path.iterdir()), f"{out} is empty"
     # nothing changed since the run; the inventory stage is always_changed by design (it looks at the archive)
     assert builders.changed_stages(clone) == set()
+
+
+# tracked files a fresh clone's `make demo` rewrites with other bytes, each with why; nothing else may
+# show in `git status` (bench/lock_diff.py: VARYING, the same outputs as DVC sees them)
+CHANGED_BY_DESIGN = {
+    "models/*/live/metrics.json": "the training speed (images_per_s) of the run, logged beside the losses",
+    "models/*/live/plots/metrics/images_per_s.tsv": "the training speed per logging step",
+    "reports/reader_study/scores.json": "names the study, whose id follows the reader study's OS-drawn passphrase",
+    "dvc.lock": "records the hashes of the files above, of the reader study's key and of the release "
+                "(its dataset card names the code commit)",
+}
+
+
+def test_demo_reproduces_the_committed_lock(demo, tmp_path):
+    """Every stage up to `split` gives the committed inputs and outputs byte for byte; every later
+    stage gives the committed outputs whenever its inputs are the committed ones (the same generator:
+    the same images and metrics); on this kind of machine the training stages give the committed
+    weights too (bench/lock_diff.py)."""
+    from bench import lock_diff
+
+    clone, _, _ = demo
+    committed = tmp_path / "committed.lock"
+    committed.write_bytes(subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=clone, check=True,
+                                         capture_output=True).stdout)
+    before, after = lock_diff.load(committed), lock_diff.load(clone / "dvc.lock")
+    print("\n" + lock_diff.table(lock_diff.compare(before, after)))
+    problems = lock_diff.failures(before, after, machine_too=lock_diff.SAME_KIND_OF_MACHINE)
+    assert not problems, "\n".join(problems)
+
+
+def test_git_status_is_clean_after_the_demo(demo):
+    clone, _, _ = demo
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, check=True,
+                            capture_output=True, text=True).stdout.splitlines()
+    unexpected = [line for line in status
+                  if not (line.startswith(" M ") and any(fnmatch.fnmatch(line[3:], p) for p in CHANGED_BY_DESIGN))]
+    assert not unexpected, "make demo left these for git (a .gitignore to add, a changed tracked file):\n" + \
+        "\n".join(unexpected)
+
+
+def test_demo_says_where_to_look(demo):
+    clone, log, _ = demo
+    tail = log[log.rindex("Done. Open in a browser:"):]
+    for page in ("reports/quality.html", "reports/audit.html", "reports/crops.html", "reports/reader_study/"):
+        assert page in tail, f"make demo does not point at {page}"
+    release = sorted((clone / "data" / "release").glob("*.tar.gz"))
+    assert release and f"-m stages.verify_release data/release/{release[0].name}" in tail
+    assert "is empty" not in log, "DVC warned about an empty dependency"
+
+
+def test_repro_of_an_unchanged_project_runs_only_inventory_and_warns_not(demo):
+    clone, _, _ = demo
+    log = builders.dvc(clone, "repro")
+    assert builders.ran_stages(log, always=True) == builders.ALWAYS_CHANGED, log[-3000:]
+    assert "WARNING" not in log, log[-3000:]
 
 
 def _declared_pages(clone: Path) -> set[str]:
