@@ -3,7 +3,7 @@ for the institute's NFS/SSH/S3 store): the project pushes each release under a g
 researcher's own git + DVC project `dvc import`s the tagged release folder, verifies what arrived,
 and `dvc update --rev`s to a newer tag; each variant's generator is fetched by name as a DVC model
 artifact. The producing project is this repository's code with tiny inputs: `train@V` for a few
-steps on generated blobs, `generate@V`, then `release` (the memorisation table and metrics, which
+steps on generated blobs (super-resolution off), `generate@V`, then `release` (the memorisation table and metrics, which
 `evaluate` would write, are written here), so it takes a minute rather than the demo's ten.
 """
 from __future__ import annotations
@@ -85,6 +85,7 @@ def producer(repo_root, tmp_path_factory):
     (project / "dvc.lock").unlink()           # this test's runs only: the demo's outputs are not here
     builders.set_params(project, FAST_TRAIN)
     variants = _variants(project)
+    builders.set_params(project, {f"variants.{v}.sr_scale": 0 for v in variants})   # the GAN's size delivered
     for variant, spec in variants.items():
         _, split = builders.make_train_set(project / "data" / "variants" / variant,
                                            size=(spec["height"], spec["width"]))
@@ -94,12 +95,12 @@ def producer(repo_root, tmp_path_factory):
         (project / "data" / "variants" / variant / "split.csv").unlink(missing_ok=True)
     remote = root / "remote"
     builders.dvc(project, "remote", "add", "-d", "institute", str(remote))
-    builders.dvc(project, "repro", "-s", *(f"train@{v}" for v in variants))
+    builders.dvc(project, "repro", "-s", *(f"{s}@{v}" for s in ("train", "train_sr") for v in variants))
     generators = {v: _sha256(project / "models" / v / "generator.pt") for v in variants}
     _release(project, "0.1.0", 1_000_000)
     first = {p.name: _sha256(p) for p in (project / "data" / "release").glob("*.tar.gz")}
     _release(project, "0.2.0", 2_000_000)
-    ran = ["release", *(f"{s}@{v}" for s in ("train", "generate") for v in variants)]
+    ran = ["release", *(f"{s}@{v}" for s in ("train", "train_sr", "generate") for v in variants)]
     assert not set(ran) & builders.changed_stages(project, "release")
     out = builders.dvc(project, "status", "--cloud", "--json", *ran)
     in_sync = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
