@@ -151,7 +151,7 @@ def test_import_tagged_release_verify_and_update(producer, researcher, repo_root
 
 
 def test_get_one_tarball_by_tag(producer, tmp_path, repo_root):
-    """The README's one-liner: `dvc get` of a release tarball at a tag, no DVC project needed."""
+    """The release manual's one-liner (docs/stages/release.md): `dvc get` of a release tarball at a tag, no DVC project needed."""
     project, _, _, first, _ = producer
     (name,) = first
     out = tmp_path / name
