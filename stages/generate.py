@@ -13,7 +13,7 @@ def main(params: dict, variant: str) -> None:
     v = config.variant(variant, params)
     lay = Layout()
     if v.sr_scale:
-        tile = config.stage_config("train_sr", SRConfig, params).tile
+        tile = config.build(SRConfig, {"tile": params["train_sr"]["tile"]}, "train_sr").tile   # its one train_sr key
         rows = generate_full_size(cfg, variant, lay.model(variant) / "generator.pt", lay.sr_model(variant) / "sr.pt",
                                   lay.synthetic(variant), tile, v.height, v.width)
     else:

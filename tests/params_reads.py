@@ -98,7 +98,7 @@ def candidates(v, vocab):
     if isinstance(v, bool):
         return [not v]
     if isinstance(v, int):
-        return [v + 1, v - 1, v * 2]
+        return [c for c in (v + 1, v - 1, v * 2, v + 2) if c != v]   # v + 2: a 0 whose neighbours are out of range (sr_scale)
     if isinstance(v, float):
         return [v + 0.01, v * 1.1, v - 0.01, v * 0.9]
     if isinstance(v, str):
