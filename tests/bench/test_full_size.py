@@ -11,6 +11,7 @@ from tests.bench.test_quality import _archive
 
 
 @pytest.mark.slow   # the stages up to split, three trainings of half a second, 13 patch C2STs
+@pytest.mark.timeout(1800)
 def test_full_size_bench_scores_every_method_and_failure(tmp_path, one_torch_thread):
     raw = tmp_path / "phantoms"
     _archive(raw, 20, marker=True)
