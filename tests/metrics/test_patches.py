@@ -61,6 +61,6 @@ def test_patch_c2st_ranks_every_full_size_failure_below_real():
     cfg = PatchConfig(size=32, per_image=4)
     c2st = C2STConfig(epochs=20, patience=5)
     real = patch_metrics(held, unseen, cfg, c2st, PRDCConfig(), IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
-    for name, imgs in full_size_failures(unseen, 4, seed=2).items():
+    for name, imgs in full_size_failures(unseen, 2, seed=2).items():   # x2: tiles of 32 px, seams inside the patches
         acc = patch_metrics(held, imgs, cfg, c2st, PRDCConfig(), IntervalConfig(resamples=200), 3)["c2st_accuracy"]["value"]
         assert acc > real + 0.1, (name, acc, real)
