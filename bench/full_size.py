@@ -25,7 +25,6 @@ never into the repository.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import tempfile
@@ -46,7 +45,6 @@ from pipeline.metrics.evaluate import EvaluateConfig
 from bench.failures import full_size_failures
 from pipeline.metrics.patches import PatchConfig, patch_metrics
 from pipeline.metrics.swd import swd
-from pipeline.sr.models import SRGenerator
 from pipeline.sr.train import SRConfig, train_sr
 from pipeline.sr.upscale import bicubic, consistency_mae, upscale
 

@@ -463,6 +463,17 @@ def make_report_project(root: Path) -> Path:
     return root
 
 
+def write_split(root: Path, rows: list[dict]) -> Path:
+    """``rows`` (image_id, split, group) as the split stage's ``data/split/split.csv`` under ``root``."""
+    path = root / "data" / "split" / "split.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image_id", "split", "group"])
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
 def make_eval_project(tmp_path: Path, plant_copies: int) -> Path:
     """data/variants/wide/images + data/split/split.csv + data/synthetic/wide (a few planted copies)."""
     from pipeline.gan.generate import GenerateConfig, generate  # torch only for the tests that use it
@@ -475,11 +486,7 @@ def make_eval_project(tmp_path: Path, plant_copies: int) -> Path:
         iid = f"{k:016x}"
         pngio.write_png16(imgs / f"{iid}.png", phantoms.render_opg(rng, 32, 64)[0])
         rows.append({"image_id": iid, "split": "train" if k < 24 else ("val" if k < 30 else "test"), "group": iid})
-    (tmp_path / "data" / "split").mkdir(parents=True)
-    with open(tmp_path / "data" / "split" / "split.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image_id", "split", "group"])
-        w.writeheader()
-        w.writerows(rows)
+    write_split(tmp_path, rows)
     import torch  # torch only for the tests that build a generator
 
     torch.manual_seed(0)

@@ -25,6 +25,3 @@ def run_train_sr(cfg: SRConfig, name: str, variant: config.Variant, seed: int, l
     result = train_sr(cfg, variant.sr_scale, images, seed, out, name)
     return {k: v for k, v in result.items() if k not in ("generator", "history")}
 
-
-def is_on(layout: Layout, name: str) -> bool:
-    return (layout.sr_model(name) / "sr.pt").is_file() and not (layout.sr_model(name) / OFF).is_file()

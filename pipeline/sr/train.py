@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import ConfigError, build, param
@@ -119,7 +120,6 @@ def train_sr(cfg: SRConfig, scale: int, images: torch.Tensor, seed: int, out_dir
     images = images.to(device)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     acc = {"loss_d": 0.0, "wasserstein": 0.0, "gp": 0.0, "loss_g": 0.0, "l1": 0.0}
-    from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train_sr {variant} x{scale}", unit="step",
                disable=not progress, mininterval=2.0)
     stopped = "steps"
@@ -150,8 +150,7 @@ def train_sr(cfg: SRConfig, scale: int, images: torch.Tensor, seed: int, out_dir
         acc["loss_g"] += float(loss_g.detach()); acc["l1"] += float(l1.detach())
         bar.update(1)
         if step % cfg.log_every == 0:
-            row = {"step": step, **{k: v / cfg.log_every for k, v in acc.items()},
-                   "cpu_s": time.process_time() - cpu0}
+            row = {"step": step, **{k: v / cfg.log_every for k, v in acc.items()}}   # no timings: outputs must reproduce
             row["loss_d"] /= cfg.n_critic; row["wasserstein"] /= cfg.n_critic; row["gp"] /= cfg.n_critic
             history.append(row)
             acc = dict.fromkeys(acc, 0.0)
@@ -174,8 +173,8 @@ def train_sr(cfg: SRConfig, scale: int, images: torch.Tensor, seed: int, out_dir
               "history": history}
     if out_dir is not None:
         export_sr(Path(out_dir) / "sr.pt", ema.model.cpu(), step=step, variant=variant)
-        with atomic.open_file(Path(out_dir) / "metrics.json", "w") as f:
-            json.dump({k: v for k, v in result.items() if k != "history"} |
+        with atomic.open_file(Path(out_dir) / "metrics.json", "w") as f:   # timings left out: the folder must reproduce
+            json.dump({k: v for k, v in result.items() if k not in ("history", "cpu_s", "wall_s")} |
                       {"last": history[-1] if history else {}}, f, indent=1)
     result["generator"] = ema.model.eval()
     return result

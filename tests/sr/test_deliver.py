@@ -1,5 +1,4 @@
 """Delivery at full size: generate through the SR stage, evaluate at both sizes, study at full size."""
-import csv
 import json
 
 import numpy as np
@@ -16,7 +15,7 @@ from pipeline.metrics.evaluate import EvaluateConfig, run_evaluate
 from pipeline.metrics.patches import PatchConfig
 from pipeline.sr.deliver import generate_full_size
 from pipeline.sr.models import SRGenerator, SRModelConfig, export_sr
-from tests.builders import model_config
+from tests.builders import model_config, write_split
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +32,7 @@ def project(tmp_path_factory):
         pngio.write_png16(vdir / "images_full" / f"{iid}.png", full)
         pngio.write_png16(vdir / "images" / f"{iid}.png", full.reshape(16, 4, 32, 4).mean(axis=(1, 3)))
         rows.append({"image_id": iid, "split": "train" if k < 14 else ("val" if k < 19 else "test"), "group": iid})
-    (root / "data" / "split").mkdir(parents=True)
-    with open(root / "data" / "split" / "split.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image_id", "split", "group"])
-        w.writeheader()
-        w.writerows(rows)
+    write_split(root, rows)
     torch.manual_seed(0)
     mcfg = model_config(z_dim=8, features=4, max_features=8)
     export_generator(root / "generator.pt", build_generator(mcfg, 16, 32), mcfg, step=0, variant="wide")
